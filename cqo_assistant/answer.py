@@ -1,0 +1,132 @@
+"""Extractive answers with citations (no LLM needed).
+
+``compose`` is pure: ranked hits + retrieval signals + clause table → :class:`Answer`. Every
+quoted text is a clause's verbatim text; every cited id is a clause of the corpus.
+
+Abstention ("本标准未涉及") is decided from the retrieval signals with thresholds calibrated on
+the gold dev split by ``cqo eval --calibrate`` (stored in ``data/calibration.json``), not guessed.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from importlib import resources
+from typing import Any
+
+from .parse import Clause, cite_label
+from .retrieve import Hit, QuerySignals
+
+
+@dataclass(frozen=True)
+class Citation:
+    clause: str  # canonical clause id
+    path: str
+    text: str  # verbatim clause text
+    score: float
+
+
+@dataclass(frozen=True)
+class Answer:
+    question: str
+    found: bool
+    text: str
+    citations: tuple[Citation, ...]  # what the answer rests on (empty when not found)
+    related: tuple[Citation, ...] = ()  # closest clauses offered when not found
+    ranked: tuple[str, ...] = ()  # up to 10 clause ids, best first
+
+    def to_json(self, qid: Any = None) -> dict[str, Any]:
+        return {
+            "id": qid,
+            "question": self.question,
+            "found": self.found,
+            "answer": self.text,
+            "citations": [asdict(c) for c in self.citations],
+            "related": [asdict(c) for c in self.related],
+            "ranked": list(self.ranked),
+        }
+
+
+@dataclass(frozen=True)
+class AnswerConfig:
+    """Abstention and citation thresholds (calibrated on dev; see eval/REPORT.md)."""
+
+    min_coverage: float = 0.5  # share of the question's specific words found in the standard
+    min_bm25: float = 1.0
+    min_dense: float = 0.86  # dense cosine that alone is enough to answer
+    cite_ratio: float = 0.75  # cite further hits scoring ≥ this share of the best
+    max_citations: int = 3
+
+    @classmethod
+    def load(cls) -> AnswerConfig:
+        try:
+            raw = resources.files("cqo_assistant").joinpath("data", "calibration.json")
+            data = json.loads(raw.read_text(encoding="utf-8"))
+        except (FileNotFoundError, ValueError):
+            return cls()
+        return cls(**{k: v for k, v in data.get("answer", {}).items() if k in cls.__annotations__})
+
+
+def is_covered(sig: QuerySignals, cfg: AnswerConfig) -> bool:
+    if sig.content_coverage >= cfg.min_coverage and sig.bm25_top >= cfg.min_bm25:
+        return True
+    return sig.dense_top >= cfg.min_dense and (sig.agree or sig.bm25_top >= cfg.min_bm25)
+
+
+def _standard_ref(clause: Clause) -> str:
+    return f"{clause.standard} {cite_label(clause.number)}"
+
+
+def _quote(clause: Clause, clauses: dict[str, Clause]) -> str:
+    label = cite_label(clause.number)
+    title = f"（{clause.title}）" if clause.title else ""
+    if clause.is_item and clause.parent:
+        parent = clauses[clause.parent]
+        ptitle = f"（{parent.title}）" if parent.title else ""
+        base, item = clause.number.split(" ", 1)
+        return f"第{base}条{ptitle} {item}：“{clause.text}”"
+    body = clause.text or "；".join(
+        clauses[c].title or clauses[c].text for c in clause.children
+    )
+    return f"{label}{title}：“{body}”"
+
+
+def select_citations(hits: list[Hit], cfg: AnswerConfig) -> list[Hit]:
+    """The best hit, plus the next ones whose score is close to it, without parent+child pairs."""
+    if not hits:
+        return []
+    chosen = [hits[0]]
+    for h in hits[1 : cfg.max_citations * 3]:
+        if len(chosen) >= cfg.max_citations or h.score < cfg.cite_ratio * hits[0].score:
+            break
+        chosen.append(h)
+    return chosen
+
+
+def compose(
+    question: str,
+    hits: list[Hit],
+    signals: QuerySignals,
+    clauses: dict[str, Clause],
+    cfg: AnswerConfig,
+) -> Answer:
+    ranked = tuple(h.clause_id for h in hits[:10])
+    found = bool(hits) and is_covered(signals, cfg)
+    if not found:
+        related = tuple(_cite(h) for h in hits[:3])
+        refs = "、".join(_standard_ref(clauses[c.clause]) for c in related)
+        std = clauses[hits[0].clause_id].standard if hits else "本标准"
+        text = f"本标准（{std}）未涉及这个问题，无法依据本标准回答。"
+        if related:
+            text += f"\n相关条款（仅供参考）：{refs}"
+        return Answer(question, False, text, (), related, ranked)
+    chosen = select_citations(hits, cfg)
+    lines = [_quote(clauses[h.clause_id], clauses) for h in chosen]
+    std = clauses[chosen[0].clause_id].standard
+    refs = "、".join(cite_label(clauses[h.clause_id].number) for h in chosen)
+    text = "根据标准：\n" + "\n".join(lines) + f"\n依据：{std} {refs}"
+    return Answer(question, True, text, tuple(_cite(h) for h in chosen), (), ranked)
+
+
+def _cite(h: Hit) -> Citation:
+    return Citation(h.clause_id, h.path, h.text, round(h.score, 6))

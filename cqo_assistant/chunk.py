@@ -1,0 +1,51 @@
+"""One chunk per clause. The chunk's text (used for BM25 and embeddings) carries the heading
+path; a list item carries its parent's lead-in sentence, a parent carries its items. What users
+see is always the clause's own verbatim text (``Clause.text``), never the chunk text."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from .parse import Clause, Standard
+
+
+@dataclass(frozen=True)
+class Chunk:
+    clause_id: str
+    text: str
+    source: str  # corpus file the clause comes from
+
+
+def chunk_text(clause: Clause, by_id: dict[str, Clause], doc_title: str = "") -> str:
+    titles = [by_id[p].title for p in _ancestors(clause, by_id) if by_id[p].title]
+    parts = [*titles]
+    if clause.title:
+        parts.append(clause.title)
+    if clause.is_item and clause.parent:
+        parts.append(by_id[clause.parent].text)
+    if clause.parent is None and clause.number in ("1", "前言") and doc_title:
+        parts.append(doc_title)
+    parts.append(clause.text)
+    for cid in clause.children:
+        child = by_id[cid]
+        parts.append(child.title or child.text)
+    return "\n".join(p for p in parts if p)
+
+
+def _ancestors(clause: Clause, by_id: dict[str, Clause]) -> list[str]:
+    out: list[str] = []
+    p = clause.parent
+    while p is not None:
+        out.append(p)
+        p = by_id[p].parent
+    return list(reversed(out))
+
+
+def make_chunks(standards: Iterable[Standard]) -> list[Chunk]:
+    chunks = []
+    for std in standards:
+        by_id = std.by_id()
+        for c in std.clauses:
+            chunks.append(Chunk(c.id, chunk_text(c, by_id, std.title), std.source))
+    return chunks

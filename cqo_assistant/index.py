@@ -1,0 +1,263 @@
+"""The on-disk index: Chroma (dense vectors) + bm25s (jieba BM25) + ``manifest.json``.
+
+Layout of ``index/``::
+
+    manifest.json   format version, embedder name and dimension, sha256 of each corpus file,
+                    clause count, build time — loading refuses any mismatch
+    chunks.json     the chunk texts (one per clause) in index order
+    bm25/           bm25s index over jieba tokens, plus our token vocabulary
+    chroma/         chromadb PersistentClient store, collection ``cqo_clauses``
+
+Why not llama-index's BM25Retriever: it ignores a custom tokenizer (bm25s underneath), so Chinese
+scores 0. Why embeddings are always passed to Chroma: its default embedding function downloads a
+model. Collection names must be ASCII.
+
+A build goes into a temp dir beside ``index/`` and is swapped in with renames, so a reader never
+sees half an index. Embeddings of chunks whose text did not change are taken from the previous
+index (by sha256 of chunk text + embedder), so only changed corpus files are re-embedded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import bm25s
+import numpy as np
+
+from . import segment
+from .chunk import Chunk, make_chunks
+from .embed import Embedder, get_embedder
+from .errors import REBUILD_HINT, IndexMissingError, IndexStaleError
+from .parse import Standard, corpus_files, load_corpus
+from .settings import Settings
+
+FORMAT_VERSION = 1
+COLLECTION = "cqo_clauses"
+Progress = Callable[[str], None]
+
+
+def _stderr(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def corpus_hashes(corpus_dir: Path) -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in corpus_files(corpus_dir)}
+
+
+def _chunk_key(chunk: Chunk, embedder_name: str) -> str:
+    return hashlib.sha256(f"{embedder_name}\n{chunk.clause_id}\n{chunk.text}".encode()).hexdigest()
+
+
+def chroma_client(path: Path | None = None, url: str = "") -> Any:
+    import chromadb
+    from chromadb.config import Settings as ChromaSettings
+
+    cs = ChromaSettings(anonymized_telemetry=False, allow_reset=False)
+    if url:
+        from urllib.parse import urlparse
+
+        u = urlparse(url)
+        return chromadb.HttpClient(
+            host=u.hostname or "127.0.0.1",
+            port=u.port or 8000,
+            ssl=u.scheme == "https",
+            settings=cs,
+        )
+    assert path is not None
+    return chromadb.PersistentClient(path=str(path), settings=cs)
+
+
+@dataclass
+class BM25Index:
+    """bm25s over jieba tokens with our own vocabulary (unknown query tokens are dropped)."""
+
+    model: bm25s.BM25
+    vocab: dict[str, int]
+
+    @classmethod
+    def build(cls, texts: list[str]) -> BM25Index:
+        vocab: dict[str, int] = {}
+        ids = [[vocab.setdefault(t, len(vocab)) for t in segment.tokenize(x)] for x in texts]
+        model = bm25s.BM25(k1=1.2, b=0.75)
+        model.index(bm25s.tokenization.Tokenized(ids=ids, vocab=vocab), show_progress=False)
+        return cls(model, vocab)
+
+    def scores(self, tokens: list[str]) -> np.ndarray:
+        ids = [self.vocab[t] for t in tokens if t in self.vocab]
+        if not ids:
+            return np.zeros(self.model.scores["num_docs"], dtype=np.float32)
+        return np.asarray(self.model.get_scores_from_ids(ids), dtype=np.float32)
+
+    def save(self, path: Path) -> None:
+        self.model.save(str(path))
+        (path / "cqo_vocab.json").write_text(json.dumps(self.vocab, ensure_ascii=False), "utf-8")
+
+    @classmethod
+    def load(cls, path: Path) -> BM25Index:
+        model = bm25s.BM25.load(str(path))
+        vocab = json.loads((path / "cqo_vocab.json").read_text("utf-8"))
+        return cls(model, vocab)
+
+
+def _previous_embeddings(index_dir: Path, embedder_name: str) -> dict[str, list[float]]:
+    """Embeddings of the current index keyed by chunk hash, to reuse for unchanged chunks."""
+    try:
+        manifest = json.loads((index_dir / "manifest.json").read_text("utf-8"))
+        if manifest.get("embedder") != embedder_name or manifest.get("chroma_url"):
+            return {}
+        col = chroma_client(index_dir / "chroma").get_collection(COLLECTION)
+        got = col.get(include=["embeddings", "metadatas"])
+        return {
+            m["key"]: list(e) for m, e in zip(got["metadatas"], got["embeddings"], strict=True)
+        }
+    except Exception:  # no usable previous index: embed everything
+        return {}
+
+
+def build_index(
+    settings: Settings, embedder: Embedder | None = None, progress: Progress = _stderr
+) -> dict[str, Any]:
+    """Parse the corpus, chunk, embed, and write a fresh index; returns the manifest."""
+    t0 = time.perf_counter()
+    standards = load_corpus(settings.corpus_dir)
+    chunks = make_chunks(standards)
+    embedder = embedder or get_embedder(settings.embed_model)
+    progress(f"[1/4] parsed {len(standards)} standard(s), {len(chunks)} clauses")
+
+    keys = [_chunk_key(c, embedder.name) for c in chunks]
+    previous = _previous_embeddings(settings.index_dir, embedder.name)
+    todo = [i for i, k in enumerate(keys) if k not in previous]
+    vectors: dict[int, list[float]] = {i: previous[k] for i, k in enumerate(keys) if k in previous}
+    batch = 16
+    for start in range(0, len(todo), batch):
+        idx = todo[start : start + batch]
+        embs = embedder.embed_passages([chunks[i].text for i in idx])
+        vectors.update({i: e.tolist() for i, e in zip(idx, embs, strict=True)})
+        progress(f"[2/4] embedded {min(start + batch, len(todo))}/{len(todo)} changed clauses")
+    progress(f"[2/4] embeddings: {len(todo)} computed, {len(chunks) - len(todo)} reused")
+
+    settings.index_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".index-build-", dir=settings.index_dir.parent))
+    try:
+        BM25Index.build([c.text for c in chunks]).save(tmp / "bm25")
+        progress("[3/4] BM25 index written")
+        client = chroma_client(tmp / "chroma", settings.chroma_url)
+        if settings.chroma_url:  # a shared server: replace the collection in place
+            try:
+                client.delete_collection(COLLECTION)
+            except Exception:
+                pass
+        col = client.create_collection(
+            COLLECTION, embedding_function=None, metadata={"hnsw:space": "cosine"}
+        )
+        col.add(
+            ids=[c.clause_id for c in chunks],
+            embeddings=[vectors[i] for i in range(len(chunks))],
+            documents=[c.text for c in chunks],
+            metadatas=[{"key": k, "source": c.source} for k, c in zip(keys, chunks, strict=True)],
+        )
+        del client, col
+        progress(f"[4/4] Chroma collection written ({len(chunks)} vectors)")
+        (tmp / "chunks.json").write_text(
+            json.dumps([c.__dict__ for c in chunks], ensure_ascii=False, indent=0), "utf-8"
+        )
+        manifest = {
+            "format_version": FORMAT_VERSION,
+            "embedder": embedder.name,
+            "embed_model": settings.embed_model,
+            "dim": embedder.dim,
+            "corpus": corpus_hashes(settings.corpus_dir),
+            "standards": [s.code for s in standards],
+            "clause_count": len(chunks),
+            "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "build_seconds": round(time.perf_counter() - t0, 3),
+            "chroma_url": settings.chroma_url,
+            "collection": COLLECTION,
+        }
+        (tmp / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=2))
+        _swap_in(tmp, settings.index_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    progress(f"index ready in {settings.index_dir} ({manifest['build_seconds']} s)")
+    return manifest
+
+
+def _swap_in(new: Path, target: Path) -> None:
+    old = target.with_name(f".{target.name}-old-{os.getpid()}")
+    if target.exists():
+        target.rename(old)
+    new.rename(target)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def read_manifest(index_dir: Path) -> dict[str, Any]:
+    path = index_dir / "manifest.json"
+    if not path.is_file():
+        raise IndexMissingError(f"索引不存在 / no index at {index_dir}. {REBUILD_HINT}")
+    try:
+        return json.loads(path.read_text("utf-8"))
+    except (OSError, ValueError) as e:
+        raise IndexStaleError(f"索引清单损坏 / unreadable {path} ({e}). {REBUILD_HINT}") from None
+
+
+def check_manifest(manifest: dict[str, Any], settings: Settings) -> None:
+    """Refuse an index built from another format, embedder or corpus."""
+    problems = []
+    if manifest.get("format_version") != FORMAT_VERSION:
+        problems.append(f"format {manifest.get('format_version')} ≠ {FORMAT_VERSION}")
+    if manifest.get("embed_model") != settings.embed_model:
+        problems.append(f"embedder {manifest.get('embed_model')!r} ≠ {settings.embed_model!r}")
+    current = corpus_hashes(settings.corpus_dir)
+    if manifest.get("corpus") != current:
+        built = manifest.get("corpus", {})
+        changed = sorted(
+            n for n in set(built) | set(current) if built.get(n) != current.get(n)
+        )
+        problems.append(f"corpus changed: {', '.join(changed)}")
+    if problems:
+        raise IndexStaleError(
+            f"索引已过期 / index in {settings.index_dir} is stale: {'; '.join(problems)}. "
+            f"{REBUILD_HINT}"
+        )
+
+
+@dataclass
+class LoadedIndex:
+    manifest: dict[str, Any]
+    standards: list[Standard]
+    chunks: list[Chunk]
+    bm25: BM25Index
+    collection: Any
+    embedder: Embedder
+
+
+def load_index(settings: Settings, embedder: Embedder | None = None) -> LoadedIndex:
+    manifest = read_manifest(settings.index_dir)
+    check_manifest(manifest, settings)
+    d = settings.index_dir
+    try:
+        chunks = [Chunk(**c) for c in json.loads((d / "chunks.json").read_text("utf-8"))]
+        bm25 = BM25Index.load(d / "bm25")
+        client = chroma_client(d / "chroma", manifest.get("chroma_url") or settings.chroma_url)
+        collection = client.get_collection(COLLECTION)
+    except Exception as e:
+        raise IndexStaleError(f"索引文件损坏 / index files unreadable ({e}). {REBUILD_HINT}") from e
+    embedder = embedder or get_embedder(settings.embed_model)
+    if embedder.name != manifest.get("embedder"):
+        raise IndexStaleError(
+            f"索引由 {manifest.get('embedder')} 构建，当前为 {embedder.name}. {REBUILD_HINT}"
+        )
+    return LoadedIndex(
+        manifest, load_corpus(settings.corpus_dir), chunks, bm25, collection, embedder
+    )

@@ -1,0 +1,162 @@
+"""Hybrid retrieval: jieba-BM25 (bm25s) and dense (Chroma), fused by weighted reciprocal rank.
+
+Why our own fusion and not llama-index's ``QueryFusionRetriever``: it fuses with equal weights
+(``reciprocal_rerank``) or min-max of raw scores, and the measured baseline
+(shared/notes/retrieval-baseline.md) shows equal-weight RRF makes BM25 *worse* on this standard.
+Here BM25 carries most of the weight, dense gets more for questions with little Chinese in them
+(English), and the weights are tuned on the gold dev split (``cqo eval``).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import segment
+from .index import LoadedIndex
+from .parse import Clause
+
+_CJK = re.compile(r"[\u4e00-\u9fff]")
+
+
+@dataclass(frozen=True)
+class Hit:
+    clause_id: str
+    score: float  # fused score (higher is better)
+    text: str  # verbatim clause text
+    path: str  # heading path "5 任职要求 > 5.1 任职资格 > e)"
+    bm25: float = 0.0
+    dense: float = 0.0
+
+
+@dataclass(frozen=True)
+class FusionConfig:
+    rrf_k: int = 10
+    w_bm25: float = 1.0
+    w_dense: float = 0.35
+    w_dense_foreign: float = 1.0  # weight of dense when the question is mostly not Chinese
+
+
+@dataclass(frozen=True)
+class QuerySignals:
+    """What the retrievers saw; the answer step uses these to decide whether to abstain."""
+
+    tokens: tuple[str, ...]
+    content_coverage: float  # share of specific query tokens that exist in the standard
+    bm25_top: float
+    dense_top: float
+    dense_margin: float
+    agree: bool  # BM25's and dense's best clause are the same or parent/child
+
+
+@dataclass
+class Retriever:
+    index: LoadedIndex
+    fusion: FusionConfig = field(default_factory=FusionConfig)
+
+    def __post_init__(self) -> None:
+        self.ids = [c.clause_id for c in self.index.chunks]
+        self.clauses: dict[str, Clause] = {
+            c.id: c for s in self.index.standards for c in s.clauses
+        }
+        self._pos = {cid: i for i, cid in enumerate(self.ids)}
+        self._generic = self._generic_terms()
+
+    def _generic_terms(self) -> frozenset[str]:
+        """Tokens in more than a fifth of all clauses (首席质量官, 质量, 企业 …)."""
+        df: dict[str, int] = {}
+        for c in self.index.chunks:
+            for t in set(segment.tokenize(c.text)):
+                df[t] = df.get(t, 0) + 1
+        n = len(self.index.chunks)
+        return frozenset(t for t, v in df.items() if v > n / 5)
+
+    # --- single retrievers -------------------------------------------------------------
+    def query_tokens(self, question: str) -> list[str]:
+        return segment.tokenize(segment.expand(segment.normalize(question)))
+
+    def bm25_scores(self, question: str) -> np.ndarray:
+        return self.index.bm25.scores(self.query_tokens(question))
+
+    def dense_scores(self, question: str) -> np.ndarray:
+        """Cosine similarity of the question to every clause, in index order."""
+        vec = self.index.embedder.embed_queries([segment.normalize(question)])[0]
+        res = self.index.collection.query(
+            query_embeddings=[vec.tolist()], n_results=len(self.ids), include=["distances"]
+        )
+        out = np.zeros(len(self.ids), dtype=np.float32)
+        for cid, dist in zip(res["ids"][0], res["distances"][0], strict=True):
+            out[self._pos[cid]] = 1.0 - float(dist)
+        return out
+
+    # --- fusion --------------------------------------------------------------------------
+    def _rrf(self, scores: np.ndarray, weight: float, only_positive: bool) -> np.ndarray:
+        order = np.argsort(-scores, kind="stable")
+        ranks = np.empty(len(scores), dtype=np.float32)
+        ranks[order] = np.arange(1, len(scores) + 1)
+        contrib = weight / (self.fusion.rrf_k + ranks)
+        if only_positive:
+            contrib[scores <= 0] = 0.0
+        return contrib
+
+    def rank(self, question: str, method: str = "hybrid") -> tuple[list[Hit], QuerySignals]:
+        """All clauses ranked best first by ``method`` (hybrid | bm25 | dense)."""
+        tokens = self.query_tokens(question)
+        bm = self.index.bm25.scores(tokens)
+        de = self.dense_scores(question) if method != "bm25" else np.zeros_like(bm)
+        if method == "bm25":
+            fused = bm
+        elif method == "dense":
+            fused = de
+        else:
+            cjk = len(_CJK.findall(question))
+            foreign = cjk < max(2, len(question.strip()) // 4)
+            wd = self.fusion.w_dense_foreign if foreign else self.fusion.w_dense
+            fused = self._rrf(bm, self.fusion.w_bm25, True) + self._rrf(de, wd, False)
+        order = np.argsort(-fused, kind="stable")
+        hits = [
+            Hit(
+                self.ids[i],
+                float(fused[i]),
+                self.clauses[self.ids[i]].text,
+                self.clauses[self.ids[i]].path_str,
+                float(bm[i]),
+                float(de[i]),
+            )
+            for i in order
+        ]
+        return hits, self._signals(question, tokens, bm, de)
+
+    def _signals(
+        self, question: str, tokens: list[str], bm: np.ndarray, de: np.ndarray
+    ) -> QuerySignals:
+        plain = segment.tokenize(segment.normalize(question))
+        specific = [t for t in plain if t not in self._generic]
+        expanded = set(tokens) - set(plain)
+        covered = [t for t in specific if t in self.index.bm25.vocab]
+        if expanded:  # a synonym fired: its trigger word counts as covered
+            covered += [t for t in specific if t not in self.index.bm25.vocab and _triggers(t)]
+        coverage = len(covered) / len(specific) if specific else (1.0 if plain else 0.0)
+        d_sorted = np.sort(de)[::-1] if de.any() else np.zeros(2)
+        b_best, d_best = int(np.argmax(bm)), int(np.argmax(de))
+        a, b = self.ids[b_best], self.ids[d_best]
+        agree = bool(bm.max() > 0) and (
+            a == b or self.clauses[a].parent == b or self.clauses[b].parent == a
+        )
+        return QuerySignals(
+            tuple(tokens),
+            float(coverage),
+            float(bm.max(initial=0.0)),
+            float(d_sorted[0]),
+            float(d_sorted[0] - d_sorted[1]) if len(d_sorted) > 1 else 0.0,
+            agree,
+        )
+
+    def search(self, question: str, k: int = 5, method: str = "hybrid") -> list[Hit]:
+        return self.rank(question, method)[0][:k]
+
+
+def _triggers(token: str) -> bool:
+    return any(token in key or key in token for key, _ in segment.synonyms() if not key.isascii())

