@@ -9,13 +9,11 @@ the gold dev split by ``cqo eval --calibrate`` (stored in ``data/calibration.jso
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass
-from importlib import resources
 from typing import Any
 
 from .parse import Clause, cite_label
-from .retrieve import Hit, QuerySignals
+from .retrieve import Hit, QuerySignals, load_calibration
 
 
 @dataclass(frozen=True)
@@ -59,12 +57,8 @@ class AnswerConfig:
 
     @classmethod
     def load(cls) -> AnswerConfig:
-        try:
-            raw = resources.files("cqo_assistant").joinpath("data", "calibration.json")
-            data = json.loads(raw.read_text(encoding="utf-8"))
-        except (FileNotFoundError, ValueError):
-            return cls()
-        return cls(**{k: v for k, v in data.get("answer", {}).items() if k in cls.__annotations__})
+        data = load_calibration().get("answer", {})
+        return cls(**{k: v for k, v in data.items() if k in cls.__annotations__})
 
 
 def is_covered(sig: QuerySignals, cfg: AnswerConfig) -> bool:
@@ -85,9 +79,7 @@ def _quote(clause: Clause, clauses: dict[str, Clause]) -> str:
         ptitle = f"（{parent.title}）" if parent.title else ""
         base, item = clause.number.split(" ", 1)
         return f"第{base}条{ptitle} {item}：“{clause.text}”"
-    body = clause.text or "；".join(
-        clauses[c].title or clauses[c].text for c in clause.children
-    )
+    body = clause.text or "；".join(clauses[c].title or clauses[c].text for c in clause.children)
     return f"{label}{title}：“{body}”"
 
 

@@ -12,7 +12,7 @@ from .answer import Answer, AnswerConfig, compose
 from .errors import InputError, UnknownClauseError
 from .index import LoadedIndex, load_index
 from .parse import Clause
-from .retrieve import FusionConfig, Hit, Retriever
+from .retrieve import Hit, Retriever
 from .settings import Settings
 
 _PRONOUN = re.compile(r"^(那|那么|它|他|她|其|这个|那个|该|此|这|还有|另外|那它|那他)")
@@ -44,7 +44,7 @@ class Assistant:
     def load(cls, settings: Settings | None = None, **overrides: Any) -> Assistant:
         settings = settings or Settings.load(**overrides)
         index = load_index(settings)
-        return cls(settings, index, Retriever(index, FusionConfig()))
+        return cls(settings, index, Retriever(index))
 
     @property
     def clause_map(self) -> dict[str, Clause]:

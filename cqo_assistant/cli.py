@@ -15,8 +15,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from typing import Any
 
-from .settings import Settings  # noqa: I001  (offline env vars first)
 from .errors import CQOError, InputError
+from .settings import Settings
 
 # Modules that add their own sub-commands via ``register_cli(subparsers)``.
 PLUGINS = ("evaluate", "server", "trainer", "feedback")

@@ -19,6 +19,7 @@ index (by sha256 of chunk text + embedder), so only changed corpus files are re-
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -117,9 +118,7 @@ def _previous_embeddings(index_dir: Path, embedder_name: str) -> dict[str, list[
             return {}
         col = chroma_client(index_dir / "chroma").get_collection(COLLECTION)
         got = col.get(include=["embeddings", "metadatas"])
-        return {
-            m["key"]: list(e) for m, e in zip(got["metadatas"], got["embeddings"], strict=True)
-        }
+        return {m["key"]: list(e) for m, e in zip(got["metadatas"], got["embeddings"], strict=True)}
     except Exception:  # no usable previous index: embed everything
         return {}
 
@@ -153,10 +152,8 @@ def build_index(
         progress("[3/4] BM25 index written")
         client = chroma_client(tmp / "chroma", settings.chroma_url)
         if settings.chroma_url:  # a shared server: replace the collection in place
-            try:
+            with contextlib.suppress(Exception):
                 client.delete_collection(COLLECTION)
-            except Exception:
-                pass
         col = client.create_collection(
             COLLECTION, embedding_function=None, metadata={"hnsw:space": "cosine"}
         )
@@ -221,9 +218,7 @@ def check_manifest(manifest: dict[str, Any], settings: Settings) -> None:
     current = corpus_hashes(settings.corpus_dir)
     if manifest.get("corpus") != current:
         built = manifest.get("corpus", {})
-        changed = sorted(
-            n for n in set(built) | set(current) if built.get(n) != current.get(n)
-        )
+        changed = sorted(n for n in set(built) | set(current) if built.get(n) != current.get(n))
         problems.append(f"corpus changed: {', '.join(changed)}")
     if problems:
         raise IndexStaleError(

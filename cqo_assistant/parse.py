@@ -50,6 +50,11 @@ class Clause:
         return self.number.endswith(")")
 
     @property
+    def quote_text(self) -> str:
+        """Verbatim text to quote: the clause's own text, or its heading when it has none."""
+        return self.text or f"{self.number} {self.title}".strip()
+
+    @property
     def path_str(self) -> str:
         return " > ".join(self.path)
 
@@ -99,7 +104,7 @@ def clean_spaces(s: str) -> str:
     """Drop spaces inside Chinese text; keep them inside codes like "GB/T 19580"."""
     s = s.replace("\u3000", " ").strip()
     s = re.sub(rf"(?<=[{CJK}])\s+(?=[{CJK}])", "", s)
-    # CJK next to a short number ("和 5 年", "第 1 部分"), but not a standard's code ("GB/T 19580 卓越")
+    # CJK next to a short number ("和 5 年", "第 1 部分"), not a code ("GB/T 19580 卓越")
     s = re.sub(rf"(?<=[{CJK}])\s+(?=\d)", "", s)
     s = re.sub(rf"(?<=[{CJK}])(\d{{1,3}})\s+(?=[{CJK}])", r"\1", s)
     return re.sub(r"[ \t]{2,}", " ", s)
@@ -132,11 +137,17 @@ def _strip_headers(lines: list[str], code: str) -> tuple[list[str], str]:
         if _PAGE_MARK.match(line) or (code and line.replace(" ", "") == code.replace(" ", "")):
             continue
         flat = line.replace(" ", "")
-        if not seen_chapter and raw.startswith((" ", "\u3000")) and not _ITEM.match(line):
-            # the title stands alone, indented, just before chapter 1
-            if flat not in _SPECIAL and not _NUMBERED.match(line) and not line.endswith("。"):
-                title = flat
-                continue
+        # the title stands alone, indented, just before chapter 1
+        if (
+            not seen_chapter
+            and raw.startswith((" ", "\u3000"))
+            and not _ITEM.match(line)
+            and flat not in _SPECIAL
+            and not _NUMBERED.match(line)
+            and not line.endswith("。")
+        ):
+            title = flat
+            continue
         if re.match(r"^1\s+\S", line):
             seen_chapter = True
         out.append(line)
@@ -183,7 +194,7 @@ def parse_standard(text: str, source: str = "") -> Standard:
         flat = line.replace(" ", "")
         prev = target().paras[-1] if target().paras else ""
         continues = bool(prev) and prev[-1] not in _END and not pending_term
-        if flat in _SPECIAL and cur is None or flat in _SPECIAL and cur.number in _SPECIAL:
+        if (flat in _SPECIAL and cur is None) or (flat in _SPECIAL and cur.number in _SPECIAL):
             cur, item = _Node(_SPECIAL[flat]), None
             attach(cur, root)
             continue
@@ -246,7 +257,9 @@ def parse_standard(text: str, source: str = "") -> Standard:
             if p.number.endswith(")"):
                 labels.append(p.number.split(" ")[-1])
             else:
-                labels.append(f"{p.number} {p.title}".strip() if p.number not in _SPECIAL else p.number)
+                labels.append(
+                    f"{p.number} {p.title}".strip() if p.number not in _SPECIAL else p.number
+                )
             p = p.parent
         return tuple(reversed(labels))
 

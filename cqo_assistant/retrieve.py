@@ -9,6 +9,7 @@ Here BM25 carries most of the weight, dense gets more for questions with little 
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 
@@ -17,6 +18,7 @@ import numpy as np
 from . import segment
 from .index import LoadedIndex
 from .parse import Clause
+from .segment import DATA_DIR
 
 _CJK = re.compile(r"[\u4e00-\u9fff]")
 
@@ -38,6 +40,19 @@ class FusionConfig:
     w_dense: float = 0.35
     w_dense_foreign: float = 1.0  # weight of dense when the question is mostly not Chinese
 
+    @classmethod
+    def load(cls) -> FusionConfig:
+        """Weights calibrated on the gold dev split (``cqo eval --calibrate``), else defaults."""
+        data = load_calibration().get("fusion", {})
+        return cls(**{k: v for k, v in data.items() if k in cls.__annotations__})
+
+
+def load_calibration() -> dict:
+    try:
+        return json.loads((DATA_DIR / "calibration.json").read_text(encoding="utf-8"))
+    except (FileNotFoundError, ValueError):
+        return {}
+
 
 @dataclass(frozen=True)
 class QuerySignals:
@@ -54,13 +69,11 @@ class QuerySignals:
 @dataclass
 class Retriever:
     index: LoadedIndex
-    fusion: FusionConfig = field(default_factory=FusionConfig)
+    fusion: FusionConfig = field(default_factory=FusionConfig.load)
 
     def __post_init__(self) -> None:
         self.ids = [c.clause_id for c in self.index.chunks]
-        self.clauses: dict[str, Clause] = {
-            c.id: c for s in self.index.standards for c in s.clauses
-        }
+        self.clauses: dict[str, Clause] = {c.id: c for s in self.index.standards for c in s.clauses}
         self._pos = {cid: i for i, cid in enumerate(self.ids)}
         self._generic = self._generic_terms()
 
@@ -101,26 +114,27 @@ class Retriever:
             contrib[scores <= 0] = 0.0
         return contrib
 
+    def fuse(self, question: str, bm: np.ndarray, de: np.ndarray) -> np.ndarray:
+        """Weighted RRF; dense weighs more when the question is mostly not Chinese."""
+        cjk = len(_CJK.findall(question))
+        foreign = cjk < max(2, len(question.strip()) // 4)
+        wd = self.fusion.w_dense_foreign if foreign else self.fusion.w_dense
+        return self._rrf(bm, self.fusion.w_bm25, True) + self._rrf(de, wd, False)
+
     def rank(self, question: str, method: str = "hybrid") -> tuple[list[Hit], QuerySignals]:
         """All clauses ranked best first by ``method`` (hybrid | bm25 | dense)."""
         tokens = self.query_tokens(question)
         bm = self.index.bm25.scores(tokens)
         de = self.dense_scores(question) if method != "bm25" else np.zeros_like(bm)
-        if method == "bm25":
-            fused = bm
-        elif method == "dense":
-            fused = de
-        else:
-            cjk = len(_CJK.findall(question))
-            foreign = cjk < max(2, len(question.strip()) // 4)
-            wd = self.fusion.w_dense_foreign if foreign else self.fusion.w_dense
-            fused = self._rrf(bm, self.fusion.w_bm25, True) + self._rrf(de, wd, False)
+        fused = {"bm25": bm, "dense": de}.get(method)
+        if fused is None:
+            fused = self.fuse(question, bm, de)
         order = np.argsort(-fused, kind="stable")
         hits = [
             Hit(
                 self.ids[i],
                 float(fused[i]),
-                self.clauses[self.ids[i]].text,
+                self.clauses[self.ids[i]].quote_text,
                 self.clauses[self.ids[i]].path_str,
                 float(bm[i]),
                 float(de[i]),

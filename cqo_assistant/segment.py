@@ -13,7 +13,6 @@ import re
 import tempfile
 import unicodedata
 from functools import cache, lru_cache
-from importlib import resources
 from pathlib import Path
 
 import jieba
@@ -21,12 +20,13 @@ import zhconv
 
 jieba.setLogLevel(logging.WARNING)
 
+DATA_DIR = Path(__file__).resolve().parent / "data"
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\ufeff]")
 _WORD = re.compile(r"[\w\u4e00-\u9fff]")
 
 
 def _data(name: str) -> str:
-    return resources.files("cqo_assistant").joinpath("data", name).read_text(encoding="utf-8")
+    return (DATA_DIR / name).read_text(encoding="utf-8")
 
 
 @cache
@@ -77,8 +77,7 @@ def _tokenizer() -> jieba.Tokenizer:
     tk.tmp_dir = tempfile.gettempdir()
     tk.cache_file = str(Path(tempfile.gettempdir()) / "cqo_jieba.cache")
     tk.initialize()
-    with resources.as_file(resources.files("cqo_assistant").joinpath("data", "userdict.txt")) as p:
-        tk.load_userdict(str(p))
+    tk.load_userdict(str(DATA_DIR / "userdict.txt"))
     return tk
 
 

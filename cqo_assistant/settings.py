@@ -35,7 +35,7 @@ class Settings:
 
     @classmethod
     def load(cls, **overrides: Any) -> Settings:
-        """Build settings from keyword overrides (None = not given), then CQO_* env, then defaults."""
+        """Keyword overrides (None = not given) > CQO_* env vars > defaults."""
         env = os.environ
         home = Path(overrides.get("home") or env.get("CQO_HOME") or _project_root())
         values: dict[str, Any] = {

@@ -1,0 +1,506 @@
+"""Evaluation against the gold Q&A set (eval/gold.jsonl) and calibration on its dev split.
+
+Metrics are pure functions over rankings (hand-checked in tests/test_metrics.py), in the style of
+sentence-transformers' InformationRetrievalEvaluator:
+
+- hit@k / MRR@10 over answerable questions, with two matchings: ``strict`` (exact id) and
+  ``hier`` (a predicted id counts when it equals a gold id, is a descendant of it, or is the
+  parent of a gold list item);
+- abstention on negatives (share ``found=false``) and wrong abstention on answerable questions;
+- citation precision / recall (hierarchical) and the share of quoted texts that are verbatim in
+  the standard.
+
+``cqo eval`` runs several methods on the same questions in one run: ``hybrid`` (the product),
+``bm25``, ``dense`` and ``naive`` (llama-index out of the box: SentenceSplitter 512/50 over the
+raw text + dense retrieval, each chunk mapped to the clause ids it contains).
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import re
+import statistics
+import sys
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from .answer import Answer, AnswerConfig, compose, is_covered
+from .errors import InputError
+from .parse import Clause, read_text
+from .retrieve import FusionConfig, QuerySignals
+from .segment import DATA_DIR
+
+METHODS = ("hybrid", "bm25", "dense", "naive")
+KS = (1, 3, 5)
+
+
+# --- gold set ------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class GoldItem:
+    id: str
+    question: str
+    gold: tuple[str, ...]
+    type: str
+    split: str
+
+
+def load_gold(path: Path, split: str | None = None) -> list[GoldItem]:
+    items = []
+    for n, line in enumerate(path.read_text("utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            d = json.loads(line)
+            item = GoldItem(d["id"], d["question"], tuple(d["gold"]), d["type"], d["split"])
+        except (ValueError, KeyError, TypeError) as e:
+            raise InputError(f"{path}:{n}: bad gold line ({e})") from None
+        if split in (None, "all") or item.split == split:
+            items.append(item)
+    return items
+
+
+# --- matching and metrics (pure) -----------------------------------------------------------
+def ancestors(cid: str, parents: dict[str, str | None]) -> list[str]:
+    out = []
+    p = parents.get(cid)
+    while p is not None:
+        out.append(p)
+        p = parents.get(p)
+    return out
+
+
+def matches(pred: str, gold: str, parents: dict[str, str | None], hier: bool) -> bool:
+    if pred == gold:
+        return True
+    if not hier:
+        return False
+    if gold in ancestors(pred, parents):  # pred is a descendant of gold
+        return True
+    return gold.endswith(")") and parents.get(gold) == pred  # pred is the item's parent
+
+
+def first_rank(
+    ranked: Sequence[str], gold: Iterable[str], parents: dict[str, str | None], hier: bool
+) -> int | None:
+    """1-based rank of the first predicted id that matches any gold id, or None."""
+    gold = list(gold)
+    for i, p in enumerate(ranked, 1):
+        if any(matches(p, g, parents, hier) for g in gold):
+            return i
+    return None
+
+
+def ranking_metrics(ranks: Sequence[int | None], ks: Sequence[int] = KS) -> dict[str, float]:
+    """hit@k and MRR@10 from first-match ranks (None = no match)."""
+    n = len(ranks)
+    if n == 0:
+        return {**{f"hit@{k}": 0.0 for k in ks}, "mrr@10": 0.0}
+    out = {f"hit@{k}": sum(1 for r in ranks if r is not None and r <= k) / n for k in ks}
+    out["mrr@10"] = sum(1.0 / r for r in ranks if r is not None and r <= 10) / n
+    return out
+
+
+def citation_pr(
+    cited: Sequence[str], gold: Sequence[str], parents: dict[str, str | None]
+) -> tuple[float | None, float]:
+    """(precision, recall) of cited ids against gold, hierarchical. Precision None if nothing
+    was cited."""
+    prec = None
+    if cited:
+        prec = sum(1 for c in cited if any(matches(c, g, parents, True) for g in gold)) / len(cited)
+    rec = (
+        sum(1 for g in gold if any(matches(c, g, parents, True) for c in cited)) / len(gold)
+        if gold
+        else 0.0
+    )
+    return prec, rec
+
+
+_WS = re.compile(r"\s+")
+
+
+def verbatim(text: str, standard_text: str) -> bool:
+    """Is ``text`` in the standard, ignoring the line breaks and spaces of the raw text?"""
+    return bool(text) and _WS.sub("", text) in _WS.sub("", standard_text)
+
+
+# --- running methods -----------------------------------------------------------------------
+@dataclass
+class Run:
+    item: GoldItem
+    ranked: list[str]
+    answer: Answer | None
+    seconds: float
+    signals: QuerySignals | None = None
+
+
+@dataclass
+class MethodResult:
+    method: str
+    runs: list[Run] = field(default_factory=list)
+
+
+class Naive:
+    """What a typical user builds with llama-index out of the box, mapped to clause ids."""
+
+    def __init__(self, assistant: Any) -> None:
+        from llama_index.core import Document, VectorStoreIndex
+        from llama_index.core import Settings as LISettings
+        from llama_index.core.node_parser import SentenceSplitter
+
+        from .embed import LlamaIndexEmbedding
+
+        LISettings.llm = None
+        raw = "\n".join(
+            read_text(assistant.settings.corpus_dir / s.source) for s in assistant.index.standards
+        )
+        nodes = SentenceSplitter(chunk_size=512, chunk_overlap=50).get_nodes_from_documents(
+            [Document(text=raw)]
+        )
+        index = VectorStoreIndex(nodes, embed_model=LlamaIndexEmbedding(assistant.index.embedder))
+        self.retriever = index.as_retriever(similarity_top_k=10)
+        self.clauses = [c for c in assistant.clauses() if c.text]
+
+    def _clauses_in(self, chunk: str) -> list[str]:
+        flat = _WS.sub("", chunk)
+        found = []
+        for c in self.clauses:
+            body = _WS.sub("", c.text)
+            probe = body[:12] if len(body) >= 12 else body
+            pos = flat.find(probe)
+            if pos >= 0:
+                found.append((pos, c.id))
+        return [cid for _, cid in sorted(found)]
+
+    def rank(self, question: str) -> list[str]:
+        out: list[str] = []
+        for node in self.retriever.retrieve(question):
+            out.extend(c for c in self._clauses_in(node.get_content()) if c not in out)
+        return out
+
+
+def run_method(
+    assistant: Any, method: str, items: Sequence[GoldItem], progress: Callable[[str], None]
+) -> MethodResult:
+    res = MethodResult(method)
+    naive = Naive(assistant) if method == "naive" else None
+    for n, item in enumerate(items, 1):
+        t0 = time.perf_counter()
+        if naive is not None:
+            ranked, answer, sig = naive.rank(item.question), None, None
+        else:
+            hits, sig = assistant.retriever.rank(item.question, method)
+            answer = compose(item.question, hits, sig, assistant.clause_map, assistant.config)
+            ranked = [h.clause_id for h in hits[:10]]
+        res.runs.append(Run(item, ranked[:10], answer, time.perf_counter() - t0, sig))
+        if n % 10 == 0 or n == len(items):
+            progress(f"\r[eval {method}] {n}/{len(items)}")
+    progress("\n")
+    return res
+
+
+def summarize(
+    res: MethodResult, parents: dict[str, str | None], standard_text: str
+) -> dict[str, Any]:
+    ans = [r for r in res.runs if r.item.gold]
+    neg = [r for r in res.runs if not r.item.gold]
+    out: dict[str, Any] = {"method": res.method, "n": len(res.runs), "answerable": len(ans)}
+    for mode in ("hier", "strict"):
+        ranks = [first_rank(r.ranked, r.item.gold, parents, mode == "hier") for r in ans]
+        out[mode] = ranking_metrics(ranks)
+    secs = sorted(r.seconds for r in res.runs)
+    out["latency_ms"] = {
+        "p50": round(1000 * statistics.median(secs), 2) if secs else 0.0,
+        "p95": round(1000 * secs[max(0, int(0.95 * len(secs)) - 1)], 2) if secs else 0.0,
+    }
+    if res.method == "naive":
+        return out
+    out["abstain_neg"] = sum(1 for r in neg if r.answer and not r.answer.found) / max(1, len(neg))
+    out["abstain_wrong"] = sum(1 for r in ans if r.answer and not r.answer.found) / max(1, len(ans))
+    precs, recs, total, ok = [], [], 0, 0
+    for r in ans:
+        assert r.answer is not None
+        cited = [c.clause for c in r.answer.citations]
+        p, rec = citation_pr(cited, r.item.gold, parents)
+        if p is not None:
+            precs.append(p)
+        recs.append(rec)
+        for c in (*r.answer.citations, *r.answer.related):
+            total += 1
+            ok += verbatim(c.text, standard_text)
+    out["citation_precision"] = sum(precs) / max(1, len(precs))
+    out["citation_recall"] = sum(recs) / max(1, len(recs))
+    out["verbatim"] = ok / max(1, total)
+    return out
+
+
+def per_type(res: MethodResult, parents: dict[str, str | None]) -> dict[str, dict[str, float]]:
+    out: dict[str, dict[str, float]] = {}
+    for t in sorted({r.item.type for r in res.runs}):
+        runs = [r for r in res.runs if r.item.type == t]
+        if t == "negative":
+            out[t] = {
+                "n": len(runs),
+                "abstained": sum(1 for r in runs if r.answer and not r.answer.found) / len(runs),
+            }
+            continue
+        ranks = [first_rank(r.ranked, r.item.gold, parents, True) for r in runs]
+        m = ranking_metrics(ranks)
+        wrong = sum(1 for r in runs if r.answer and not r.answer.found)
+        out[t] = {"n": len(runs), **m, "wrongly_abstained": wrong / len(runs)}
+    return out
+
+
+def failures(res: MethodResult, parents: dict[str, str | None]) -> list[dict[str, Any]]:
+    out = []
+    for r in res.runs:
+        found = r.answer.found if r.answer else None
+        if r.item.gold:
+            rank = first_rank(r.ranked, r.item.gold, parents, True)
+            bad = rank != 1 or found is False
+        else:
+            bad = found is True
+        if bad:
+            out.append(
+                {
+                    "id": r.item.id,
+                    "type": r.item.type,
+                    "question": r.item.question,
+                    "gold": list(r.item.gold),
+                    "top3": r.ranked[:3],
+                    "found": found,
+                }
+            )
+    return out
+
+
+# --- calibration (dev split only) ----------------------------------------------------------
+def calibrate_fusion(assistant: Any, items: Sequence[GoldItem], parents: dict) -> FusionConfig:
+    """Grid-search fusion weights on dev: best hierarchical MRR@10, then hit@1."""
+    ans = [i for i in items if i.gold]
+    r = assistant.retriever
+    cache = {i.id: (r.bm25_scores(i.question), r.dense_scores(i.question)) for i in ans}
+    best, best_key = r.fusion, (-1.0, -1.0)
+    grid = itertools.product(
+        (5, 10, 20, 60), (0.0, 0.2, 0.35, 0.5, 0.75, 1.0), (0.5, 1.0, 2.0, 4.0)
+    )
+    for k, wd, wf in grid:
+        cfg = FusionConfig(rrf_k=k, w_bm25=1.0, w_dense=wd, w_dense_foreign=wf)
+        r.fusion = cfg
+        ranks = []
+        for i in ans:
+            bm, de = cache[i.id]
+            fused = r.fuse(i.question, bm, de)
+            order = sorted(range(len(fused)), key=lambda j: -fused[j])
+            ranks.append(first_rank([r.ids[j] for j in order[:10]], i.gold, parents, True))
+        m = ranking_metrics(ranks)
+        key = (round(m["mrr@10"], 6), m["hit@1"])
+        if key > best_key:
+            best, best_key = cfg, key
+    r.fusion = best
+    return best
+
+
+def calibrate_answer(
+    assistant: Any, items: Sequence[GoldItem], parents: dict, max_wrong: float = 0.02
+) -> AnswerConfig:
+    """Abstention thresholds: most negatives abstained with ≤ max_wrong answerable abstained;
+    then the citation ratio with the best citation F1."""
+    rows = [(i, *assistant.retriever.rank(i.question)) for i in items]
+    ans = [(i, h, s) for i, h, s in rows if i.gold]
+    neg = [(i, h, s) for i, h, s in rows if not i.gold]
+    base = assistant.config
+    best, best_key = base, (-1.0, -1.0)
+    for cov, b, d in itertools.product(
+        (0.0, 0.25, 0.34, 0.4, 0.5, 0.6, 0.67, 0.75, 1.0),
+        (0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0),
+        (0.84, 0.85, 0.86, 0.87, 0.88, 0.89, 0.9, 0.92, 1.01),
+    ):
+        cfg = replace(base, min_coverage=cov, min_bm25=b, min_dense=d)
+        wrong = sum(1 for _, _, s in ans if not is_covered(s, cfg)) / max(1, len(ans))
+        if wrong > max_wrong:
+            continue
+        abst = sum(1 for _, _, s in neg if not is_covered(s, cfg)) / max(1, len(neg))
+        key = (abst, -wrong)
+        if key > best_key:
+            best, best_key = cfg, key
+    best_f1, best_ratio = -1.0, best.cite_ratio
+    for ratio in (0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95, 1.0):
+        cfg = replace(best, cite_ratio=ratio)
+        ps, rs = [], []
+        for i, h, s in ans:
+            a = compose(i.question, h, s, assistant.clause_map, cfg)
+            p, rec = citation_pr([c.clause for c in a.citations], i.gold, parents)
+            ps.append(p or 0.0)
+            rs.append(rec)
+        p, rec = sum(ps) / len(ps), sum(rs) / len(rs)
+        f1 = 2 * p * rec / (p + rec) if p + rec else 0.0
+        if f1 > best_f1:
+            best_f1, best_ratio = f1, ratio
+    return replace(best, cite_ratio=best_ratio)
+
+
+def calibration_path() -> Path:
+    return DATA_DIR / "calibration.json"
+
+
+# --- report --------------------------------------------------------------------------------
+def _pct(x: float) -> str:
+    return f"{x:.3f}"
+
+
+def render_report(summaries: list[dict[str, Any]], extra: dict[str, Any]) -> str:
+    lines = [
+        "# Evaluation report",
+        "",
+        f"Made by: `{extra['command']}` on {extra['date']}.",
+        f"Gold: `{extra['gold']}`, split `{extra['split']}`: {extra['n']} questions "
+        f"({extra['answerable']} answerable, {extra['n'] - extra['answerable']} negative). "
+        f"Embedder: `{extra['embedder']}`.",
+        "",
+        "## Retrieval (answerable questions)",
+        "",
+        "| method | hit@1 | hit@3 | hit@5 | MRR@10 | strict hit@1 | strict hit@3 | strict MRR@10 "
+        "| p50 ms | p95 ms |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for s in summaries:
+        h, st = s["hier"], s["strict"]
+        lines.append(
+            f"| {s['method']} | {_pct(h['hit@1'])} | {_pct(h['hit@3'])} | {_pct(h['hit@5'])} | "
+            f"{_pct(h['mrr@10'])} | {_pct(st['hit@1'])} | {_pct(st['hit@3'])} | "
+            f"{_pct(st['mrr@10'])} | {s['latency_ms']['p50']} | {s['latency_ms']['p95']} |"
+        )
+    lines += [
+        "",
+        "hit@k / MRR use hierarchical matching (a list item counts for its parent and vice "
+        "versa) unless marked strict. Latency is warm, per question, in this process.",
+        "",
+        "## Answers",
+        "",
+        "| method | negatives abstained | answerable wrongly abstained | citation precision "
+        "| citation recall | verbatim quotes |",
+        "|---|---|---|---|---|---|",
+    ]
+    for s in summaries:
+        if "abstain_neg" in s:
+            lines.append(
+                f"| {s['method']} | {_pct(s['abstain_neg'])} | {_pct(s['abstain_wrong'])} | "
+                f"{_pct(s['citation_precision'])} | {_pct(s['citation_recall'])} | "
+                f"{_pct(s['verbatim'])} |"
+            )
+    lines += ["", "## Per question type (hybrid, hierarchical)", ""]
+    lines += ["| type | n | hit@1 | hit@3 | MRR@10 | wrongly abstained / abstained (neg) |"]
+    lines += ["|---|---|---|---|---|---|"]
+    for t, m in extra["per_type"].items():
+        if t == "negative":
+            lines.append(f"| {t} | {m['n']} | | | | {_pct(m['abstained'])} |")
+        else:
+            lines.append(
+                f"| {t} | {m['n']} | {_pct(m['hit@1'])} | {_pct(m['hit@3'])} | "
+                f"{_pct(m['mrr@10'])} | {_pct(m['wrongly_abstained'])} |"
+            )
+    fails = extra["failures"]
+    lines += ["", f"## Failures (hybrid): {len(fails)}", ""]
+    lines += ["| id | type | question | gold | top-3 | found |", "|---|---|---|---|---|---|"]
+    for f in fails:
+        q = f["question"].replace("|", "\\|")
+        lines.append(
+            f"| {f['id']} | {f['type']} | {q} | {', '.join(f['gold']) or '—'} | "
+            f"{', '.join(f['top3'])} | {f['found']} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+# --- CLI -----------------------------------------------------------------------------------
+def _command_line() -> str:
+    return " ".join(["cqo", *sys.argv[1:]])
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from .api import Assistant
+    from .cli import _settings
+
+    assistant = Assistant.load(_settings(args))
+    gold_path = Path(args.gold)
+    items = load_gold(gold_path, args.split)
+    if not items:
+        raise InputError(f"no questions in {gold_path} for split {args.split!r}")
+    parents = {c.id: c.parent for c in assistant.clauses()}
+
+    def progress(msg: str) -> None:
+        print(msg, end="", file=sys.stderr, flush=True)
+
+    if args.calibrate:
+        if args.split != "dev":
+            raise InputError("calibrate only on the dev split: --split dev")
+        fusion = calibrate_fusion(assistant, items, parents)
+        cfg = calibrate_answer(assistant, items, parents)
+        assistant.config = cfg
+        data = {
+            "command": _command_line(),
+            "date": time.strftime("%Y-%m-%d"),
+            "split": "dev",
+            "fusion": asdict(fusion),
+            "answer": asdict(cfg),
+        }
+        calibration_path().write_text(json.dumps(data, ensure_ascii=False, indent=2) + "\n")
+        print(f"calibration written to {calibration_path()}", file=sys.stderr)
+        print(json.dumps(data, ensure_ascii=False, indent=2))
+
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    bad = [m for m in methods if m not in METHODS]
+    if bad:
+        raise InputError(f"unknown method(s) {bad}; choose from {', '.join(METHODS)}")
+    std_text = "\n".join(
+        read_text(assistant.settings.corpus_dir / s.source) for s in assistant.index.standards
+    )
+    results = {m: run_method(assistant, m, items, progress) for m in methods}
+    summaries = [summarize(results[m], parents, std_text) for m in methods]
+    main = results.get("hybrid") or results[methods[0]]
+    extra = {
+        "command": _command_line(),
+        "date": time.strftime("%Y-%m-%d"),
+        "gold": str(args.gold),
+        "split": args.split,
+        "n": len(items),
+        "answerable": sum(1 for i in items if i.gold),
+        "embedder": assistant.index.embedder.name,
+        "per_type": per_type(main, parents),
+        "failures": failures(main, parents),
+    }
+    if args.json:
+        print(json.dumps({"summaries": summaries, **extra}, ensure_ascii=False, indent=2))
+    else:
+        print(render_report(summaries, extra))
+    if args.report:
+        Path(args.report).write_text(render_report(summaries, extra), "utf-8")
+        print(f"report written to {args.report}", file=sys.stderr)
+    return 0
+
+
+def register_cli(sub: Any) -> None:
+    s = sub.add_parser("eval", help="evaluate against the gold Q&A set")
+    s.add_argument("--gold", default="eval/gold.jsonl")
+    s.add_argument("--split", default="test", choices=["dev", "test", "all"])
+    s.add_argument("--methods", default="hybrid,bm25,dense,naive")
+    s.add_argument("--json", action="store_true")
+    s.add_argument("--report", help="write the Markdown report to this file")
+    s.add_argument("--calibrate", action="store_true", help="tune thresholds on dev and save them")
+    s.set_defaults(func=cmd_eval)
+
+
+__all__ = [
+    "Clause",
+    "citation_pr",
+    "first_rank",
+    "load_gold",
+    "matches",
+    "ranking_metrics",
+    "verbatim",
+]
