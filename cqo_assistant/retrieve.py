@@ -76,6 +76,8 @@ class Retriever:
         self.clauses: dict[str, Clause] = {c.id: c for s in self.index.standards for c in s.clauses}
         self._pos = {cid: i for i, cid in enumerate(self.ids)}
         self._generic = self._generic_terms()
+        corpus = "".join(segment.normalize(c.text) for c in self.index.chunks)
+        self._bigrams = frozenset(corpus[i : i + 2] for i in range(len(corpus) - 1))
 
     def _generic_terms(self) -> frozenset[str]:
         """Tokens in more than a fifth of all clauses (首席质量官, 质量, 企业 …)."""
@@ -85,6 +87,11 @@ class Retriever:
                 df[t] = df.get(t, 0) + 1
         n = len(self.index.chunks)
         return frozenset(t for t, v in df.items() if v > n / 5)
+
+    def _near(self, token: str) -> bool:
+        """A word the standard writes differently: it shares a character pair with the text
+        (敏感信息 ~ 敏感数据), so it is in the standard's vocabulary neighbourhood."""
+        return any(token[i : i + 2] in self._bigrams for i in range(len(token) - 1))
 
     # --- single retrievers -------------------------------------------------------------
     def query_tokens(self, question: str) -> list[str]:
@@ -147,12 +154,15 @@ class Retriever:
         self, question: str, tokens: list[str], bm: np.ndarray, de: np.ndarray
     ) -> QuerySignals:
         plain = segment.tokenize(segment.normalize(question))
-        specific = [t for t in plain if t not in self._generic]
-        expanded = set(tokens) - set(plain)
-        covered = [t for t in specific if t in self.index.bm25.vocab]
-        if expanded:  # a synonym fired: its trigger word counts as covered
-            covered += [t for t in specific if t not in self.index.bm25.vocab and _triggers(t)]
-        coverage = len(covered) / len(specific) if specific else (1.0 if plain else 0.0)
+        fired = bool(set(tokens) - set(plain))  # a synonym / glossary entry matched
+        # coverage is measured on Chinese words; English words are judged through the glossary
+        specific = [t for t in plain if t not in self._generic and not t.isascii()]
+        vocab = self.index.bm25.vocab
+        covered = [t for t in specific if t in vocab or self._near(t) or (fired and _triggers(t))]
+        if specific:
+            coverage = len(covered) / len(specific)
+        else:
+            coverage = 1.0 if fired or (plain and all(t in vocab for t in plain)) else 0.0
         d_sorted = np.sort(de)[::-1] if de.any() else np.zeros(2)
         b_best, d_best = int(np.argmax(bm)), int(np.argmax(de))
         a, b = self.ids[b_best], self.ids[d_best]
