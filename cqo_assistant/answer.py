@@ -9,6 +9,7 @@ the gold dev split by ``cqo eval --calibrate`` (stored in ``data/calibration.jso
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -88,15 +89,30 @@ def _quote(clause: Clause, clauses: dict[str, Clause]) -> str:
     return f"{label}{title}：“{clause.text}”{listed}"
 
 
-def select_citations(hits: list[Hit], cfg: AnswerConfig) -> list[Hit]:
-    """The best hit, plus the next ones whose score is close to it, without parent+child pairs."""
+_LIST_Q = re.compile(r"哪些|有什么|有啥|包括什么|包含什么|都有|几个方面|几方面|what are|list")
+
+
+def select_citations(
+    hits: list[Hit], cfg: AnswerConfig, question: str = "", clauses: dict[str, Clause] | None = None
+) -> list[Hit]:
+    """The best hit, plus the next ones whose score is close to it. When the question asks for a
+    list ("有哪些…") and the best hit is one list item, the whole list (its parent) is cited."""
     if not hits:
         return []
-    chosen = [hits[0]]
+    first = hits[0]
+    parent = clauses[first.clause_id].parent if clauses else None
+    if parent and first.clause_id.endswith(")") and _LIST_Q.search(question.lower()):
+        first = next((h for h in hits if h.clause_id == parent), first)
+    chosen = [first]
     for h in hits[1 : cfg.max_citations * 3]:
         if len(chosen) >= cfg.max_citations or h.score < cfg.cite_ratio * hits[0].score:
             break
-        chosen.append(h)
+        if (
+            h.clause_id != first.clause_id
+            and clauses
+            and clauses[h.clause_id].parent != first.clause_id
+        ):
+            chosen.append(h)
     return chosen
 
 
@@ -117,7 +133,7 @@ def compose(
         if related:
             text += f"\n相关条款（仅供参考）：{refs}"
         return Answer(question, False, text, (), related, ranked)
-    chosen = select_citations(hits, cfg)
+    chosen = select_citations(hits, cfg, question, clauses)
     lines = [_quote(clauses[h.clause_id], clauses) for h in chosen]
     std = clauses[chosen[0].clause_id].standard
     refs = "、".join(cite_label(clauses[h.clause_id].number) for h in chosen)

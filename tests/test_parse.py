@@ -116,5 +116,5 @@ def test_corrupt_corpus_file(tmp_path: Path, content: bytes, message: str) -> No
 
 
 def test_missing_corpus(tmp_path: Path) -> None:
-    with pytest.raises(CorpusError, match="no .txt"):
+    with pytest.raises(CorpusError, match=r"no \.txt"):
         load_corpus(tmp_path)
