@@ -4,13 +4,24 @@
 Usage: python3 eval/check_gold.py [path/to/gold.jsonl]
 Exits 1 on any problem.
 """
+
 import json
 import os
 import sys
 from collections import Counter
 
-TYPES = ["direct", "paraphrase", "colloquial", "scenario", "meta", "negative",
-         "english", "traditional", "abbrev", "typo"]
+TYPES = [
+    "direct",
+    "paraphrase",
+    "colloquial",
+    "scenario",
+    "meta",
+    "negative",
+    "english",
+    "traditional",
+    "abbrev",
+    "typo",
+]
 SPLITS = {"dev", "test"}
 MIN_PER_TYPE = 10
 MIN_NEGATIVE = 20
@@ -28,14 +39,24 @@ _CLAUSES = (
 )
 # parent clause -> last list-item letter
 _ITEMS = {
-    "5.1": "f", "5.2": "d", "5.3": "e", "7.1.1": "b", "7.1.2": "c",
-    "7.2": "e", "7.3": "g", "7.4": "g", "7.5": "b", "8.1": "g", "9.5": "c",
+    "5.1": "f",
+    "5.2": "d",
+    "5.3": "e",
+    "7.1.1": "b",
+    "7.1.2": "c",
+    "7.2": "e",
+    "7.3": "g",
+    "7.4": "g",
+    "7.5": "b",
+    "8.1": "g",
+    "9.5": "c",
 }
-LIST_ITEMS = [f"{p} {chr(c)})" for p, last in _ITEMS.items()
-              for c in range(ord("a"), ord(last) + 1)]
+LIST_ITEMS = [
+    f"{p} {chr(c)})" for p, last in _ITEMS.items() for c in range(ord("a"), ord(last) + 1)
+]
 CANONICAL = set(_CLAUSES) | set(LIST_ITEMS)
 # Ids that must each be the gold of at least one question (chapters 4-9 optional).
-MUST_COVER = (set(CANONICAL) - {"4", "5", "6", "7", "8", "9"})
+MUST_COVER = set(CANONICAL) - {"4", "5", "6", "7", "8", "9"}
 
 
 def main(path):
@@ -116,6 +137,7 @@ def main(path):
 
     def order(cid):
         return (_CLAUSES + LIST_ITEMS).index(cid) if cid in CANONICAL else 10**6
+
     uncovered = sorted(MUST_COVER - covered, key=order)
     if uncovered:
         problems.append(f"clauses never used as gold: {uncovered}")
@@ -124,9 +146,13 @@ def main(path):
     print(f"total: {len(rows)}  (dev {by_split['dev']}, test {by_split['test']})")
     print(f"{'type':<12}{'total':>6}{'dev':>6}{'test':>6}")
     for t in TYPES:
-        print(f"{t:<12}{by_type[t]:>6}{by_type_split[(t, 'dev')]:>6}{by_type_split[(t, 'test')]:>6}")
-    print(f"canonical ids covered: {len(covered)}/{len(CANONICAL)} "
-          f"(required {len(MUST_COVER & covered)}/{len(MUST_COVER)})")
+        print(
+            f"{t:<12}{by_type[t]:>6}{by_type_split[(t, 'dev')]:>6}{by_type_split[(t, 'test')]:>6}"
+        )
+    print(
+        f"canonical ids covered: {len(covered)}/{len(CANONICAL)} "
+        f"(required {len(MUST_COVER & covered)}/{len(MUST_COVER)})"
+    )
 
     if problems:
         print(f"\nFAIL: {len(problems)} problem(s)")
