@@ -62,6 +62,22 @@ class AnswerConfig:
         return cls(**{k: v for k, v in data.items() if k in cls.__annotations__})
 
 
+# "How many / how long / how much" questions; "有几个方面/几项" asks for a list and is not one.
+_QUANTITY_Q = re.compile(
+    r"多少|几(?:年|个月|月|天|日|周|次|岁|小时|学时|倍|成)|多久|多长时间|多大年纪|多大岁数|"
+    r"how (?:much|long|many (?:years|days|hours|times))|what percentage"
+)
+_QUANTITY = re.compile(r"\d|[一二三四五六七八九十两百千万]+(?:年|个月|天|日|次|岁|小时|学时|%)")
+
+
+def asks_quantity(question: str) -> bool:
+    return bool(_QUANTITY_Q.search(question.lower()))
+
+
+def gives_quantity(text: str) -> bool:
+    return bool(_QUANTITY.search(text))
+
+
 def is_covered(sig: QuerySignals, cfg: AnswerConfig) -> bool:
     if sig.content_coverage >= cfg.min_coverage and sig.bm25_top >= cfg.min_bm25:
         return True
@@ -125,6 +141,9 @@ def compose(
 ) -> Answer:
     ranked = tuple(h.clause_id for h in hits[:10])
     found = bool(hits) and is_covered(signals, cfg)
+    if found and asks_quantity(question):
+        # a figure is asked for: the standard answers only if a close clause states one
+        found = any(gives_quantity(clauses[h.clause_id].text) for h in hits[:3])
     if not found:
         related = tuple(_cite(h) for h in hits[:3])
         refs = "、".join(_standard_ref(clauses[c.clause]) for c in related)

@@ -76,7 +76,8 @@ class Assistant:
         tokens = segment.tokenize(question)
         subjectless = not any(t in self.retriever._generic for t in tokens)
         if _PRONOUN.match(question) or (subjectless and len(tokens) <= 2):
-            return f"{history[-1]} {question}"
+            subject = " ".join(segment.tokenize(history[-1]))  # its content words only
+            return f"{subject} {question}"
         return question
 
     def search(self, question: str, k: int | None = None, method: str = "hybrid") -> list[Hit]:

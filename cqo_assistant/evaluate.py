@@ -29,6 +29,8 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from .answer import Answer, AnswerConfig, compose, is_covered
 from .errors import InputError
 from .parse import Clause, read_text
@@ -284,19 +286,22 @@ def calibrate_fusion(assistant: Any, items: Sequence[GoldItem], parents: dict) -
     """Grid-search fusion weights on dev: best hierarchical MRR@10, then hit@1."""
     ans = [i for i in items if i.gold]
     r = assistant.retriever
-    cache = {i.id: (r.bm25_scores(i.question), r.dense_scores(i.question)) for i in ans}
+    cache = {
+        i.id: (r.bm25_scores(i.question), r.dense_scores(i.question), r.bigram_scores(i.question))
+        for i in ans
+    }
     best, best_key = r.fusion, (-1.0, -1.0)
     grid = itertools.product(
-        (5, 10, 20, 60), (0.0, 0.2, 0.35, 0.5, 0.75, 1.0), (0.5, 1.0, 2.0, 4.0)
+        (5, 10, 20, 60), (0.0, 0.25, 0.5, 0.75, 1.0), (0.5, 1.0, 2.0), (0.0, 0.25, 0.5, 0.75, 1.0)
     )
-    for k, wd, wf in grid:
-        cfg = FusionConfig(rrf_k=k, w_bm25=1.0, w_dense=wd, w_dense_foreign=wf)
+    for k, wd, wf, wb in grid:
+        cfg = FusionConfig(rrf_k=k, w_bm25=1.0, w_dense=wd, w_dense_foreign=wf, w_bigram=wb)
         r.fusion = cfg
         ranks = []
         for i in ans:
-            bm, de = cache[i.id]
-            fused = r.fuse(i.question, bm, de)
-            order = sorted(range(len(fused)), key=lambda j: -fused[j])
+            bm, de, bg = cache[i.id]
+            fused = r.fuse(i.question, bm, de, bg)
+            order = r._specific_first([int(j) for j in np.argsort(-fused, kind="stable")])
             ranks.append(first_rank([r.ids[j] for j in order[:10]], i.gold, parents, True))
         m = ranking_metrics(ranks)
         key = (round(m["mrr@10"], 6), m["hit@1"])

@@ -6,6 +6,7 @@ Layout of ``index/``::
                     clause count, build time — loading refuses any mismatch
     chunks.json     the chunk texts (one per clause) in index order
     bm25/           bm25s index over jieba tokens, plus our token vocabulary
+    bm25_bigram/    bm25s index over Chinese character pairs (robust to typos and word splits)
     chroma/         chromadb PersistentClient store, collection ``cqo_clauses``
 
 Why not llama-index's BM25Retriever: it ignores a custom tokenizer (bm25s underneath), so Chinese
@@ -42,7 +43,7 @@ from .errors import REBUILD_HINT, IndexMissingError, IndexStaleError
 from .parse import Standard, corpus_files, load_corpus
 from .settings import Settings
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 COLLECTION = "cqo_clauses"
 Progress = Callable[[str], None]
 
@@ -85,15 +86,17 @@ def chroma_client(path: Path | None = None, url: str = "") -> Any:
 
 @dataclass
 class BM25Index:
-    """bm25s over jieba tokens with our own vocabulary (unknown query tokens are dropped)."""
+    """bm25s over a token list with our own vocabulary (unknown query tokens are dropped)."""
 
     model: bm25s.BM25
     vocab: dict[str, int]
 
     @classmethod
-    def build(cls, texts: list[str]) -> BM25Index:
+    def build(
+        cls, texts: list[str], tokenize: Callable[[str], list[str]] = segment.tokenize
+    ) -> BM25Index:
         vocab: dict[str, int] = {}
-        ids = [[vocab.setdefault(t, len(vocab)) for t in segment.tokenize(x)] for x in texts]
+        ids = [[vocab.setdefault(t, len(vocab)) for t in tokenize(x)] for x in texts]
         model = bm25s.BM25(k1=1.2, b=0.75)
         model.index(bm25s.tokenization.Tokenized(ids=ids, vocab=vocab), show_progress=False)
         return cls(model, vocab)
@@ -153,8 +156,10 @@ def build_index(
     settings.index_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".index-build-", dir=settings.index_dir.parent))
     try:
-        BM25Index.build([c.text for c in chunks]).save(tmp / "bm25")
-        progress("[3/4] BM25 index written")
+        texts = [c.text for c in chunks]
+        BM25Index.build(texts).save(tmp / "bm25")
+        BM25Index.build(texts, segment.bigrams).save(tmp / "bm25_bigram")
+        progress("[3/4] BM25 indexes written (jieba words, character pairs)")
         client = chroma_client(tmp / "chroma", settings.chroma_url)
         if settings.chroma_url:  # a shared server: replace the collection in place
             with contextlib.suppress(Exception):
@@ -238,6 +243,7 @@ class LoadedIndex:
     standards: list[Standard]
     chunks: list[Chunk]
     bm25: BM25Index
+    bm25_bigram: BM25Index
     collection: Any
     embedder: Embedder
 
@@ -249,6 +255,7 @@ def load_index(settings: Settings, embedder: Embedder | None = None) -> LoadedIn
     try:
         chunks = [Chunk(**c) for c in json.loads((d / "chunks.json").read_text("utf-8"))]
         bm25 = BM25Index.load(d / "bm25")
+        bm25_bigram = BM25Index.load(d / "bm25_bigram")
         client = chroma_client(d / "chroma", manifest.get("chroma_url") or settings.chroma_url)
         collection = client.get_collection(COLLECTION)
     except Exception as e:
@@ -259,5 +266,5 @@ def load_index(settings: Settings, embedder: Embedder | None = None) -> LoadedIn
             f"索引由 {manifest.get('embedder')} 构建，当前为 {embedder.name}. {REBUILD_HINT}"
         )
     return LoadedIndex(
-        manifest, load_corpus(settings.corpus_dir), chunks, bm25, collection, embedder
+        manifest, load_corpus(settings.corpus_dir), chunks, bm25, bm25_bigram, collection, embedder
     )

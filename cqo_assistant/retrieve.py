@@ -21,6 +21,9 @@ from .parse import Clause
 from .segment import DATA_DIR
 
 _CJK = re.compile(r"[\u4e00-\u9fff]")
+_DEFINITION_Q = re.compile(
+    r"什么是|是什么|是指什么|指的是|啥是|是啥|定义|含义|概念|what is|what's|what does .* mean|defin"
+)
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,7 @@ class FusionConfig:
     w_bm25: float = 1.0
     w_dense: float = 0.35
     w_dense_foreign: float = 1.0  # weight of dense when the question is mostly not Chinese
+    w_bigram: float = 0.0  # character-pair BM25
 
     @classmethod
     def load(cls) -> FusionConfig:
@@ -121,12 +125,25 @@ class Retriever:
             contrib[scores <= 0] = 0.0
         return contrib
 
-    def fuse(self, question: str, bm: np.ndarray, de: np.ndarray) -> np.ndarray:
-        """Weighted RRF; dense weighs more when the question is mostly not Chinese."""
+    def bigram_scores(self, question: str) -> np.ndarray:
+        return self.index.bm25_bigram.scores(
+            segment.bigrams(segment.expand(segment.normalize(question)))
+        )
+
+    def fuse(
+        self, question: str, bm: np.ndarray, de: np.ndarray, bg: np.ndarray | None = None
+    ) -> np.ndarray:
+        """Weighted RRF of word BM25, dense and character-pair BM25; dense weighs differently
+        when the question is mostly not Chinese."""
         cjk = len(_CJK.findall(question))
         foreign = cjk < max(2, len(question.strip()) // 4)
-        wd = self.fusion.w_dense_foreign if foreign else self.fusion.w_dense
-        return self._rrf(bm, self.fusion.w_bm25, True) + self._rrf(de, wd, False)
+        f = self.fusion
+        wd = f.w_dense_foreign if foreign else f.w_dense
+        fused = self._rrf(bm, f.w_bm25, True) + self._rrf(de, wd, False)
+        if f.w_bigram:
+            bg = self.bigram_scores(question) if bg is None else bg
+            fused += self._rrf(bg, f.w_bigram, True)
+        return fused
 
     def rank(self, question: str, method: str = "hybrid") -> tuple[list[Hit], QuerySignals]:
         """All clauses ranked best first by ``method`` (hybrid | bm25 | dense)."""
@@ -137,6 +154,7 @@ class Retriever:
         if fused is None:
             fused = self.fuse(question, bm, de)
         order = self._specific_first([int(i) for i in np.argsort(-fused, kind="stable")])
+        order = self._definition_first(question, order)
         hits = [
             Hit(
                 self.ids[i],
@@ -164,6 +182,22 @@ class Retriever:
                 out.insert(below[0], out.pop(pos))
         return out
 
+    def _definition_first(self, question: str, order: list[int]) -> list[int]:
+        """ "什么是首席质量官" / "What is a chief quality officer?": the term's entry in the
+        terms-and-definitions chapter (GB/T 1.1 chapter 3) goes first."""
+        q = segment.expand(segment.normalize(question))
+        if not _DEFINITION_Q.search(q):
+            return order
+        terms = [
+            i
+            for i in order[:10]
+            if (c := self.clauses[self.ids[i]]).title
+            and c.parent
+            and "术语" in self.clauses[c.parent].title
+            and c.title in q
+        ]
+        return terms[:1] + [i for i in order if i not in terms[:1]]
+
     def _under(self, k: int, ancestor: str) -> bool:
         p = self.clauses[self.ids[k]].parent
         while p is not None:
@@ -177,10 +211,19 @@ class Retriever:
     ) -> QuerySignals:
         plain = segment.tokenize(segment.normalize(question))
         fired = bool(set(tokens) - set(plain))  # a synonym / glossary entry matched
-        # coverage is measured on Chinese words; English words are judged through the glossary
-        specific = [t for t in plain if t not in self._generic and not t.isascii()]
+        # In a Chinese question every specific word counts; in an English one only the Chinese
+        # words do (English words are judged through the glossary, i.e. ``fired``).
+        chinese = any(not t.isascii() for t in plain)
+        specific = [t for t in plain if t not in self._generic and (chinese or not t.isascii())]
         vocab = self.index.bm25.vocab
-        covered = [t for t in specific if t in vocab or self._near(t) or (fired and _triggers(t))]
+        covered = [
+            t
+            for t in specific
+            if t in vocab
+            or (not t.isascii() and self._near(t))
+            or (fired and _triggers(t))
+            or (t.isascii() and _is_synonym_key(t))
+        ]
         if specific:
             coverage = len(covered) / len(specific)
         else:
@@ -202,6 +245,10 @@ class Retriever:
 
     def search(self, question: str, k: int = 5, method: str = "hybrid") -> list[Hit]:
         return self.rank(question, method)[0][:k]
+
+
+def _is_synonym_key(token: str) -> bool:
+    return any(token == key for key, _ in segment.synonyms())
 
 
 def _triggers(token: str) -> bool:

@@ -96,3 +96,16 @@ def tokenize(text: str) -> list[str]:
         for t in _cut(normalize(text))
         if t.strip() and _WORD.search(t) and t not in stop and not (t.isascii() and len(t) == 1)
     ]
+
+
+_CJK_RUN = re.compile(r"[\u4e00-\u9fff]+")
+
+
+def bigrams(text: str) -> list[str]:
+    """Overlapping Chinese character pairs (and ASCII words): a second BM25 vocabulary that
+    still matches when jieba cuts a word differently, a typo hits one character, or a
+    paraphrase shares only part of a word (敏感信息 / 敏感数据)."""
+    t = normalize(text)
+    out = [run[i : i + 2] for run in _CJK_RUN.findall(t) for i in range(len(run) - 1)]
+    out += [w for w in re.findall(r"[a-z0-9]{2,}", t) if w not in stopwords()]
+    return out
