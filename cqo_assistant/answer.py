@@ -96,8 +96,11 @@ def _quote(clause: Clause, clauses: dict[str, Clause]) -> str:
         ptitle = f"（{parent.title}）" if parent.title else ""
         base, item = clause.number.split(" ", 1)
         return f"第{base}条{ptitle} {item}：“{clause.text}”"
-    if not clause.text:  # a heading only: name what it contains
+    if not clause.text:  # a heading only: quote short clauses, name titled sections
         kids = [clauses[c] for c in clause.children]
+        if all(k.text and not k.title for k in kids):
+            listed = "".join(f"\n  {k.label}：“{k.text}”" for k in kids)
+            return f"{label}：“{clause.quote_text}”{listed}"
         parts = "、".join(k.label + (f"（{k.title}）" if k.title else "") for k in kids)
         return f"{label}：“{clause.quote_text}”，包括{parts}"
     items = [clauses[c] for c in clause.children if clauses[c].is_item]
@@ -117,8 +120,12 @@ def select_citations(
         return []
     first = hits[0]
     parent = clauses[first.clause_id].parent if clauses else None
-    if parent and first.clause_id.endswith(")") and _LIST_Q.search(question.lower()):
-        first = next((h for h in hits if h.clause_id == parent), first)
+    if parent and clauses and _LIST_Q.search(question.lower()):
+        up = clauses[parent]
+        # one list item → its list; one clause of a heading-only chapter the question names
+        # ("有哪些工作职责" → chapter 6 工作职责) → the chapter
+        if first.clause_id.endswith(")") or (not up.text and up.title and up.title in question):
+            first = next((h for h in hits if h.clause_id == parent), first)
     chosen = [first]
     for h in hits[1 : cfg.max_citations * 3]:
         if len(chosen) >= cfg.max_citations or h.score < cfg.cite_ratio * hits[0].score:

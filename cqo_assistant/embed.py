@@ -84,7 +84,10 @@ class SentenceTransformerEmbedder:
         from sentence_transformers import SentenceTransformer
 
         self._m = SentenceTransformer(str(p), device="cpu", local_files_only=True)
-        self.dim = int(self._m.get_sentence_embedding_dimension() or 0)
+        get_dim = getattr(self._m, "get_embedding_dimension", None) or (
+            self._m.get_sentence_embedding_dimension  # sentence-transformers < 6
+        )
+        self.dim = int(get_dim() or 0)
         digest = hashlib.sha256((p / "config.json").read_bytes()).hexdigest()[:12]
         self.name = f"sentence-transformers:{p.name}:{digest}"
 

@@ -95,6 +95,8 @@ class Retriever:
     def _near(self, token: str) -> bool:
         """A word the standard writes differently: it shares a character pair with the text
         (敏感信息 ~ 敏感数据), so it is in the standard's vocabulary neighbourhood."""
+        if len(token) == 1:  # a single character: is it used in the standard at all?
+            return any(token in b for b in self._bigrams)
         return any(token[i : i + 2] in self._bigrams for i in range(len(token) - 1))
 
     # --- single retrievers -------------------------------------------------------------
