@@ -74,7 +74,7 @@ class Assistant:
         if not history:
             return question
         tokens = segment.tokenize(question)
-        subjectless = not any(t in self.retriever._generic for t in tokens)
+        subjectless = not any(t in self.retriever.generic for t in tokens)
         if _PRONOUN.match(question) or (subjectless and len(tokens) <= 2):
             subject = " ".join(segment.tokenize(history[-1]))  # its content words only
             return f"{subject} {question}"

@@ -79,9 +79,10 @@ class Retriever:
         self.ids = [c.clause_id for c in self.index.chunks]
         self.clauses: dict[str, Clause] = {c.id: c for s in self.index.standards for c in s.clauses}
         self._pos = {cid: i for i, cid in enumerate(self.ids)}
-        self._generic = self._generic_terms()
+        self.generic = self.generic_terms()
         corpus = "".join(segment.normalize(c.text) for c in self.index.chunks)
         self._bigrams = frozenset(corpus[i : i + 2] for i in range(len(corpus) - 1))
+        self._chars = frozenset(corpus)
 
     def _generic_terms(self) -> frozenset[str]:
         """Tokens in more than a fifth of all clauses (首席质量官, 质量, 企业 …)."""
@@ -96,7 +97,7 @@ class Retriever:
         """A word the standard writes differently: it shares a character pair with the text
         (敏感信息 ~ 敏感数据), so it is in the standard's vocabulary neighbourhood."""
         if len(token) == 1:  # a single character: is it used in the standard at all?
-            return any(token in b for b in self._bigrams)
+            return token in self._chars
         return any(token[i : i + 2] in self._bigrams for i in range(len(token) - 1))
 
     # --- single retrievers -------------------------------------------------------------
@@ -216,7 +217,7 @@ class Retriever:
         # In a Chinese question every specific word counts; in an English one only the Chinese
         # words do (English words are judged through the glossary, i.e. ``fired``).
         chinese = any(not t.isascii() for t in plain)
-        specific = [t for t in plain if t not in self._generic and (chinese or not t.isascii())]
+        specific = [t for t in plain if t not in self.generic and (chinese or not t.isascii())]
         vocab = self.index.bm25.vocab
         covered = [
             t
