@@ -79,7 +79,7 @@ class Retriever:
         self.ids = [c.clause_id for c in self.index.chunks]
         self.clauses: dict[str, Clause] = {c.id: c for s in self.index.standards for c in s.clauses}
         self._pos = {cid: i for i, cid in enumerate(self.ids)}
-        self.generic = self.generic_terms()
+        self.generic = self._generic_terms()  # words too common to tell clauses apart
         corpus = "".join(segment.normalize(c.text) for c in self.index.chunks)
         self._bigrams = frozenset(corpus[i : i + 2] for i in range(len(corpus) - 1))
         self._chars = frozenset(corpus)
