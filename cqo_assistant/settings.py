@@ -32,6 +32,17 @@ class Settings:
     top_k: int = 5
     max_question_chars: int = 1000
     chroma_url: str = ""  # http://host:port → Chroma HttpClient instead of the on-disk store
+    # HTTP service (cqo serve)
+    api_keys: str = ""  # comma-separated Bearer keys for /v1/*; empty = open
+    rate_limit_per_min: int = 120  # per client address, per worker process
+    max_body_bytes: int = 65536
+    log_max_chars: int = 30  # how much of a user's question the access log may keep
+    wechat_token: str = ""  # WeChat Official Account (/wechat); off while empty
+    wechat_aes_key: str = ""  # EncodingAESKey: set for safe (encrypted) mode
+    wechat_appid: str = ""
+    wecom_token: str = ""  # WeCom app (/wecom); off while any of the three is empty
+    wecom_aes_key: str = ""
+    wecom_corp_id: str = ""
 
     @classmethod
     def load(cls, **overrides: Any) -> Settings:

@@ -1,0 +1,449 @@
+"""HTTP service for bots: JSON API, OpenAI-compatible chat, WeChat and WeCom callbacks.
+
+``cqo serve [--host 127.0.0.1] [--port 8000] [--workers N]`` runs FastAPI under uvicorn. The
+index is read-only, so N worker processes can serve it side by side (rate limits and the MsgId
+cache are per process). ``CQO_CHROMA_URL`` points the dense side at a Chroma server instead.
+
+Security: optional Bearer keys on /v1/* (``CQO_API_KEYS``), a body-size limit, a per-client rate
+limit (429), WeChat signatures checked before anything is parsed (403), XML with DTDs or
+entities refused (400), and an access log (JSON lines) that keeps at most
+``CQO_LOG_MAX_CHARS`` characters of a question.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import os
+import time
+import uuid
+from collections import defaultdict, deque
+from collections.abc import AsyncIterator
+from dataclasses import asdict
+from typing import Any, Literal
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+
+from . import wechat_bot
+from .api import Assistant
+from .cli import clause_json
+from .errors import InputError, UnknownClauseError
+from .settings import Settings
+
+MODEL = "cqo-assistant"
+WECHAT_DEADLINE = 4.5  # seconds; WeChat gives up (and retries) after 5
+MAX_SKEW = 300  # seconds between WeChat's timestamp and ours before a request counts as expired
+log = logging.getLogger("cqo.access")
+
+
+# --- request bodies --------------------------------------------------------------------------
+class AskBody(BaseModel):
+    question: str = Field(..., description="用户问题 / the question")
+    k: int = Field(5, ge=1, le=20, description="clauses to rank")
+    history: list[str] = Field(default_factory=list, description="earlier user questions")
+
+
+class ChatMessage(BaseModel):
+    role: Literal["system", "user", "assistant", "tool", "developer"]
+    content: str | list[dict[str, Any]] | None = None
+
+    def text(self) -> str:
+        if isinstance(self.content, list):
+            return "".join(p.get("text", "") for p in self.content if p.get("type") == "text")
+        return self.content or ""
+
+
+class ChatBody(BaseModel):
+    model: str = MODEL
+    messages: list[ChatMessage] = Field(..., min_length=1)
+    stream: bool = False
+
+
+# --- helpers -------------------------------------------------------------------------------
+def _error(status: int, message: str, kind: str = "invalid_request_error", **extra: Any) -> Any:
+    return JSONResponse({"error": {"message": message, "type": kind, **extra}}, status_code=status)
+
+
+class RateLimiter:
+    """Sliding one-minute window per client address."""
+
+    def __init__(self, per_minute: int) -> None:
+        self.per_minute = per_minute
+        self.hits: dict[str, deque[float]] = defaultdict(deque)
+
+    def allow(self, client: str) -> bool:
+        if self.per_minute <= 0:
+            return True
+        now = time.monotonic()
+        q = self.hits[client]
+        while q and q[0] < now - 60:
+            q.popleft()
+        if len(q) >= self.per_minute:
+            return False
+        q.append(now)
+        return True
+
+
+def _wechat_signature(token: str, timestamp: str, nonce: str) -> str:
+    return hashlib.sha1("".join(sorted([token, timestamp, nonce])).encode()).hexdigest()
+
+
+def _fresh(timestamp: str) -> bool:
+    try:
+        return abs(time.time() - int(timestamp)) <= MAX_SKEW
+    except ValueError:
+        return False
+
+
+# --- the app -------------------------------------------------------------------------------
+def create_app(settings: Settings | None = None, assistant: Assistant | None = None) -> FastAPI:
+    settings = settings or Settings.load()
+    assistant = assistant or Assistant.load(settings)
+    keys = {k.strip() for k in settings.api_keys.split(",") if k.strip()}
+    limiter = RateLimiter(settings.rate_limit_per_min)
+    cache = wechat_bot.MessageCache()
+    wechat_on = bool(settings.wechat_token)
+    wecom_on = bool(settings.wecom_token and settings.wecom_aes_key and settings.wecom_corp_id)
+
+    app = FastAPI(
+        title="cqo-assistant",
+        description="DB1302/T 589—2024《企业首席质量官制度实施指南》问答 API，回答注明依据条款。",
+        version="0.1.0",
+    )
+    app.state.assistant = assistant
+    app.state.wechat_cache = cache
+
+    def clip(text: str) -> str:
+        n = settings.log_max_chars
+        return text[:n] + ("…" if len(text) > n else "")
+
+    @app.middleware("http")
+    async def guard(request: Request, call_next: Any) -> Response:
+        t0 = time.perf_counter()
+        client = request.client.host if request.client else "?"
+        path = request.url.path
+        status = 500
+        try:
+            size = int(request.headers.get("content-length") or 0)
+            if size > settings.max_body_bytes:
+                status = 413
+                return _error(413, f"请求体过大 / body over {settings.max_body_bytes} bytes")
+            if path != "/healthz" and not limiter.allow(client):
+                status = 429
+                return _error(429, "请求过于频繁，请稍后再试 / rate limit exceeded", "rate_limit")
+            if path.startswith("/v1/") and keys:
+                auth = request.headers.get("authorization", "")
+                if not (auth.startswith("Bearer ") and auth[7:].strip() in keys):
+                    status = 401
+                    return _error(401, "缺少或错误的 API key / missing or invalid API key", "auth")
+            response = await call_next(request)
+            status = response.status_code
+            return response
+        finally:
+            log.info(
+                json.dumps(
+                    {
+                        "ts": round(time.time(), 3),
+                        "client": client,
+                        "method": request.method,
+                        "path": path,
+                        "status": status,
+                        "ms": round(1000 * (time.perf_counter() - t0), 1),
+                        "q": clip(getattr(request.state, "question", "")),
+                    },
+                    ensure_ascii=False,
+                )
+            )
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_request: Request, exc: RequestValidationError) -> Any:
+        problems = "; ".join(
+            f"{'.'.join(str(x) for x in e['loc'] if x != 'body')}: {e['msg']}" for e in exc.errors()
+        )
+        return _error(422, f"请求格式错误 / invalid request: {problems}")
+
+    @app.exception_handler(InputError)
+    async def bad_input(_request: Request, exc: InputError) -> Any:
+        return _error(422, str(exc))
+
+    # --- JSON API ----------------------------------------------------------------------
+    @app.post("/v1/ask", summary="Cited answer (same JSON as `cqo ask --json`)")
+    async def ask(body: AskBody, request: Request) -> dict[str, Any]:
+        request.state.question = body.question
+        ans = await run_in_threadpool(assistant.ask, body.question, body.history or None)
+        return ans.to_json()
+
+    @app.get("/v1/clauses", summary="All clauses")
+    async def clauses() -> list[dict[str, str]]:
+        return [clause_json(c) for c in assistant.clauses()]
+
+    @app.get("/v1/clauses/{clause_id:path}", summary="One clause, e.g. /v1/clauses/5.1%20e)")
+    async def clause(clause_id: str) -> Any:
+        try:
+            return clause_json(assistant.clause(clause_id))
+        except UnknownClauseError as e:
+            return _error(404, str(e), "not_found", nearest=e.nearest)
+
+    @app.get("/v1/models", summary="OpenAI-compatible model list")
+    async def models() -> dict[str, Any]:
+        return {
+            "object": "list",
+            "data": [{"id": MODEL, "object": "model", "created": 0, "owned_by": "cqo-assistant"}],
+        }
+
+    @app.get("/healthz", summary="Index, clause count, embedder, bot endpoints")
+    async def healthz() -> dict[str, Any]:
+        m = assistant.index.manifest
+        return {
+            "status": "ok",
+            "index_loaded": True,
+            "clause_count": m["clause_count"],
+            "standards": m.get("standards", []),
+            "embedder": m["embedder"],
+            "index_built_at": m.get("built_at"),
+            "wechat": "on" if wechat_on else "off (set CQO_WECHAT_TOKEN)",
+            "wecom": "on"
+            if wecom_on
+            else "off (set CQO_WECOM_TOKEN, CQO_WECOM_AES_KEY, CQO_WECOM_CORP_ID)",
+            "api_keys": "required" if keys else "off",
+        }
+
+    # --- OpenAI-compatible chat --------------------------------------------------------
+    @app.post("/v1/chat/completions", summary="OpenAI-compatible chat (stream or not)")
+    async def chat(body: ChatBody, request: Request) -> Any:
+        users = [m.text() for m in body.messages if m.role == "user"]
+        if not users:
+            return _error(422, "没有用户消息 / no user message in messages")
+        request.state.question = users[-1]
+        ans = await run_in_threadpool(assistant.ask, users[-1], users[:-1] or None)
+        cid, created = f"chatcmpl-{uuid.uuid4().hex[:24]}", int(time.time())
+        citations = [asdict(c) for c in ans.citations]
+        if not body.stream:
+            return {
+                "id": cid,
+                "object": "chat.completion",
+                "created": created,
+                "model": MODEL,
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": ans.text},
+                        "finish_reason": "stop",
+                    }
+                ],
+                "usage": {
+                    "prompt_tokens": len(users[-1]),
+                    "completion_tokens": len(ans.text),
+                    "total_tokens": len(users[-1]) + len(ans.text),
+                },
+                "citations": citations,
+                "found": ans.found,
+            }
+
+        async def events() -> AsyncIterator[str]:
+            def chunk(delta: dict[str, Any], finish: str | None, **extra: Any) -> str:
+                data = {
+                    "id": cid,
+                    "object": "chat.completion.chunk",
+                    "created": created,
+                    "model": MODEL,
+                    "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+                    **extra,
+                }
+                return f"data: {json.dumps(data, ensure_ascii=False)}\n\n"
+
+            yield chunk({"role": "assistant", "content": ""}, None)
+            for line in ans.text.splitlines(keepends=True):  # one clause per chunk
+                yield chunk({"content": line}, None)
+                await asyncio.sleep(0)
+            yield chunk({}, "stop", citations=citations, found=ans.found)
+            yield "data: [DONE]\n\n"
+
+        return StreamingResponse(events(), media_type="text/event-stream")
+
+    # --- WeChat Official Account --------------------------------------------------------
+    async def answer_message(message: Any, key: str) -> str:
+        """Reply text for a message, computed once per MsgId, within WeChat's deadline."""
+        fut = await run_in_threadpool(
+            cache.get_or_start, key, lambda: wechat_bot.reply_text(assistant, message)
+        )
+        return await asyncio.wait_for(asyncio.wrap_future(fut), WECHAT_DEADLINE)
+
+    def _message_key(message: Any) -> str:
+        mid = getattr(message, "id", None)
+        if mid:
+            return f"msg:{mid}"
+        return f"evt:{message.source}:{getattr(message, 'create_time', '')}:{message.type}"
+
+    @app.get("/wechat", include_in_schema=False)
+    async def wechat_verify(
+        signature: str = "", timestamp: str = "", nonce: str = "", echostr: str = ""
+    ) -> Any:
+        if not wechat_on:
+            return _error(404, "WeChat endpoint off: set CQO_WECHAT_TOKEN", "not_configured")
+        if not _fresh(timestamp) or signature != _wechat_signature(
+            settings.wechat_token, timestamp, nonce
+        ):
+            return PlainTextResponse("forbidden", status_code=403)
+        return PlainTextResponse(echostr)
+
+    @app.post("/wechat", include_in_schema=False)
+    async def wechat_message(
+        request: Request,
+        signature: str = "",
+        timestamp: str = "",
+        nonce: str = "",
+        encrypt_type: str = "",
+        msg_signature: str = "",
+    ) -> Any:
+        from wechatpy import parse_message
+        from wechatpy.crypto import WeChatCrypto
+        from wechatpy.exceptions import InvalidSignatureException
+        from wechatpy.replies import TextReply
+
+        if not wechat_on:
+            return _error(404, "WeChat endpoint off: set CQO_WECHAT_TOKEN", "not_configured")
+        if not _fresh(timestamp) or signature != _wechat_signature(
+            settings.wechat_token, timestamp, nonce
+        ):
+            return PlainTextResponse("forbidden", status_code=403)
+        try:
+            xml = wechat_bot.safe_xml(await request.body())
+        except wechat_bot.BadXML as e:
+            return PlainTextResponse(str(e), status_code=400)
+        crypto = None
+        if encrypt_type == "aes":
+            if not settings.wechat_aes_key:
+                return PlainTextResponse("safe mode needs CQO_WECHAT_AES_KEY", status_code=400)
+            crypto = WeChatCrypto(
+                settings.wechat_token, settings.wechat_aes_key, settings.wechat_appid
+            )
+            try:
+                xml = crypto.decrypt_message(xml, msg_signature, timestamp, nonce)
+                xml = wechat_bot.safe_xml(xml.encode("utf-8") if isinstance(xml, str) else xml)
+            except InvalidSignatureException:
+                return PlainTextResponse("forbidden", status_code=403)
+            except Exception:
+                return PlainTextResponse("cannot decrypt message", status_code=400)
+        try:
+            message = parse_message(xml)
+        except Exception:
+            return PlainTextResponse("malformed message", status_code=400)
+        request.state.question = getattr(message, "content", "") or ""
+        try:
+            text = await answer_message(message, _message_key(message))
+        except TimeoutError:
+            return PlainTextResponse("success")  # WeChat retries; the retry gets the cached reply
+        if not text:
+            return PlainTextResponse("success")
+        reply = TextReply(content=text, message=message).render()
+        if crypto is not None:
+            reply = crypto.encrypt_message(reply, nonce, timestamp)
+        return Response(reply, media_type="application/xml")
+
+    # --- WeCom (always encrypted) --------------------------------------------------------
+    def _wecom() -> Any:
+        from wechatpy.enterprise.crypto import WeChatCrypto
+
+        return WeChatCrypto(settings.wecom_token, settings.wecom_aes_key, settings.wecom_corp_id)
+
+    @app.get("/wecom", include_in_schema=False)
+    async def wecom_verify(
+        msg_signature: str = "", timestamp: str = "", nonce: str = "", echostr: str = ""
+    ) -> Any:
+        from wechatpy.exceptions import InvalidSignatureException
+
+        if not wecom_on:
+            return _error(404, "WeCom endpoint off: set CQO_WECOM_*", "not_configured")
+        if not _fresh(timestamp):
+            return PlainTextResponse("forbidden", status_code=403)
+        try:
+            return PlainTextResponse(
+                _wecom().check_signature(msg_signature, timestamp, nonce, echostr)
+            )
+        except InvalidSignatureException:
+            return PlainTextResponse("forbidden", status_code=403)
+        except Exception:
+            return PlainTextResponse("bad echostr", status_code=400)
+
+    @app.post("/wecom", include_in_schema=False)
+    async def wecom_message(
+        request: Request, msg_signature: str = "", timestamp: str = "", nonce: str = ""
+    ) -> Any:
+        from wechatpy.enterprise import parse_message
+        from wechatpy.enterprise.replies import TextReply
+        from wechatpy.exceptions import InvalidSignatureException
+
+        if not wecom_on:
+            return _error(404, "WeCom endpoint off: set CQO_WECOM_*", "not_configured")
+        if not _fresh(timestamp):
+            return PlainTextResponse("forbidden", status_code=403)
+        crypto = _wecom()
+        try:
+            xml = wechat_bot.safe_xml(await request.body())
+            plain = crypto.decrypt_message(xml, msg_signature, timestamp, nonce)
+            message = parse_message(wechat_bot.safe_xml(plain.encode("utf-8")))
+        except InvalidSignatureException:
+            return PlainTextResponse("forbidden", status_code=403)
+        except Exception:
+            return PlainTextResponse("malformed message", status_code=400)
+        request.state.question = getattr(message, "content", "") or ""
+        try:
+            text = await answer_message(message, "wecom:" + _message_key(message))
+        except TimeoutError:
+            return PlainTextResponse("success")
+        if not text:
+            return PlainTextResponse("success")
+        reply = TextReply(content=text, message=message).render()
+        return Response(
+            crypto.encrypt_message(reply, nonce, timestamp), media_type="application/xml"
+        )
+
+    return app
+
+
+def app_factory() -> FastAPI:
+    """For ``uvicorn --factory`` and multi-worker runs: settings from CQO_* env vars."""
+    return create_app()
+
+
+# --- CLI -----------------------------------------------------------------------------------
+def cmd_serve(args: Any) -> int:
+    import uvicorn
+
+    from .cli import _settings
+
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    settings = _settings(args)
+    Assistant.load(settings)  # refuse a missing/stale index before binding the port
+    if args.workers > 1:  # workers rebuild settings from the environment: pass the flags on
+        os.environ.update(
+            CQO_CORPUS_DIR=str(settings.corpus_dir),
+            CQO_INDEX_DIR=str(settings.index_dir),
+            CQO_EMBED_MODEL=settings.embed_model,
+        )
+        uvicorn.run(
+            "cqo_assistant.http_api:app_factory",
+            factory=True,
+            host=args.host,
+            port=args.port,
+            workers=args.workers,
+            access_log=False,
+        )
+    else:
+        uvicorn.run(create_app(settings), host=args.host, port=args.port, access_log=False)
+    return 0
+
+
+def register_cli(sub: Any) -> None:
+    s = sub.add_parser("serve", help="HTTP API for bots (JSON, OpenAI-compatible, WeChat, WeCom)")
+    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--port", type=int, default=8000)
+    s.add_argument("--workers", type=int, default=1, help="worker processes (index is read-only)")
+    s.set_defaults(func=cmd_serve)

