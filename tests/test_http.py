@@ -172,3 +172,18 @@ def test_chroma_server(tmp_path: Path, home: Path) -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=20)
+
+
+@pytest.mark.slow
+def test_bounded_load_zero_errors(home: Path) -> None:
+    """A smaller run of bench/load_http.py: a real `cqo serve` process, concurrent clients."""
+    import os
+
+    from bench.load_http import measure
+
+    os.environ["CQO_HOME"] = str(home)
+    try:
+        r = measure(clients=10, requests=5, workers=1)
+    finally:
+        del os.environ["CQO_HOME"]
+    assert r["requests"] == 50 and r["errors"] == 0
