@@ -1,0 +1,244 @@
+"""The Gradio web chat: rendering (pure, testable without a browser) and ``build_ui``.
+
+Safety rule: every piece of text that reaches the page — the user's question, clause text,
+answer text — goes through ``html.escape`` first; only our own tags (cards, ``<mark>``) are
+added afterwards. A question like ``<img src=x onerror=alert(1)>`` is therefore shown as text.
+"""
+
+from __future__ import annotations
+
+import html
+import importlib
+import importlib.util
+import re
+from collections.abc import Iterable, Sequence
+from typing import Any
+from urllib.parse import quote
+
+import gradio as gr
+
+from .answer import Answer
+from .api import Assistant, check_question
+from .chat_feedback import FeedbackStore
+from .errors import InputError
+from .parse import Clause
+from .settings import Settings
+
+EXAMPLES = [
+    "首席质量官需要什么学历？",
+    "首席质量官有哪些职权？",
+    "老板让我当质量官，要啥条件？",
+    "我们公司出了重大质量事故，质量官会被撤吗？",
+    "质量工作经费由谁统一调度？",
+    "这个标准是谁起草的？",
+]
+
+CSS = """
+.cqo-answer { line-height: 1.6; }
+.cqo-card { border: 1px solid #d0d7de; border-left: 4px solid #2f6fde; border-radius: 8px;
+  padding: 8px 10px; margin: 8px 0; background: #fafcff; overflow-wrap: anywhere; }
+.cqo-card.related { border-left-color: #9aa4b2; background: #f7f7f8; }
+.cqo-card .cqo-id { font-weight: 600; color: #1f4fa8; }
+.cqo-card .cqo-path { font-size: 0.85em; color: #57606a; margin: 2px 0 4px; }
+.cqo-card .cqo-text { white-space: pre-wrap; }
+.cqo-card mark { background: #fff3b0; padding: 0 1px; }
+.cqo-none { font-weight: 600; color: #b35900; }
+.cqo-basis { font-size: 0.9em; color: #57606a; margin-top: 4px; }
+"""
+
+
+def standard_citation(clause: Clause) -> str:
+    """The copyable citation: "DB1302/T 589—2024 第8.1条 d)"."""
+    return f"{clause.standard} {clause.label}"
+
+
+def highlight(text: str, terms: Iterable[str]) -> str:
+    """Escape ``text`` and wrap occurrences of ``terms`` in <mark> (longest first)."""
+    safe = html.escape(text)
+    words = sorted({html.escape(t) for t in terms if len(t) >= 2}, key=len, reverse=True)
+    if not words:
+        return safe
+    pattern = re.compile("|".join(re.escape(w) for w in words))
+    return pattern.sub(lambda m: f"<mark>{m.group(0)}</mark>", safe)
+
+
+def clause_card(clause: Clause, terms: Iterable[str] = (), related: bool = False) -> str:
+    body = clause.display_text() if clause.text else clause.quote_text
+    return (
+        f'<div class="cqo-card{" related" if related else ""}">'
+        f'<div class="cqo-id">{html.escape(standard_citation(clause))}</div>'
+        f'<div class="cqo-path">{html.escape(clause.path_str)}</div>'
+        f'<div class="cqo-text">{highlight(body, terms)}</div></div>'
+    )
+
+
+def render_answer(ans: Answer, clauses: dict[str, Clause], terms: Sequence[str] = ()) -> str:
+    """The assistant's chat message: short answer, then one card per cited clause."""
+    if not ans.found:
+        cards = "".join(clause_card(clauses[c.clause], terms, related=True) for c in ans.related)
+        return (
+            '<div class="cqo-answer"><div class="cqo-none">本标准未涉及这个问题。</div>'
+            f"<div>{html.escape(ans.text.splitlines()[0])}</div>"
+            + (f"<div>相关条款（仅供参考）：</div>{cards}" if cards else "")
+            + "</div>"
+        )
+    lead = [clauses[x.clause] for x in ans.citations]
+    summary = "、".join(c.label for c in lead)
+    cards = "".join(clause_card(c, terms) for c in lead)
+    items = "".join(
+        clause_card(clauses[k], terms)
+        for c in lead
+        for k in c.children
+        if clauses[k].is_item or not c.text
+    )
+    basis = ans.text.splitlines()[-1]
+    return (
+        f'<div class="cqo-answer"><div>根据标准，答案见{html.escape(summary)}：</div>'
+        f"{cards}{items}"
+        f'<div class="cqo-basis">{html.escape(basis)}</div></div>'
+    )
+
+
+def tree_choices(clauses: Sequence[Clause], keyword: str = "") -> list[tuple[str, str]]:
+    """(label, id) for the clause tree, indented by depth, filtered by a keyword."""
+    kw = keyword.strip().lower()
+    out = []
+    for c in clauses:
+        if kw and kw not in f"{c.id} {c.title} {c.text}".lower():
+            continue
+        depth = len(c.path) - 1
+        name = c.title or (c.text[:24] + ("…" if len(c.text) > 24 else ""))
+        out.append((f"{'　' * depth}{c.number} {name}".rstrip(), c.id))
+    return out
+
+
+def permalink(clause_id: str) -> str:
+    return f"?clause={quote(clause_id)}"
+
+
+# --- the app ---------------------------------------------------------------------------------
+def build_ui(assistant: Assistant, settings: Settings, store: FeedbackStore | None = None) -> Any:
+    store = store or FeedbackStore(settings.data_dir)
+    clauses = assistant.clauses()
+    by_id = assistant.clause_map
+
+    def terms_for(question: str) -> list[str]:
+        return [t for t in assistant.retriever.query_tokens(question) if len(t) >= 2]
+
+    def respond(message: str, chat: list, records: list) -> tuple[str, list, list, str]:
+        chat, records = list(chat or []), list(records or [])
+        try:
+            q = check_question(message, settings.max_question_chars)
+        except InputError as e:
+            note = str(e).split(" / ")[0]
+            if (message or "").strip():
+                chat.append({"role": "user", "content": html.escape(message[:200]) + "…"})
+            chat.append({"role": "assistant", "content": html.escape(f"⚠️ {note}")})
+            return message if len(message or "") <= 20_000 else "", chat, records, ""
+        ans = assistant.ask(q, history=[r["question"] for r in records])
+        chat.append({"role": "user", "content": html.escape(q)})
+        chat.append({"role": "assistant", "content": render_answer(ans, by_id, terms_for(q))})
+        records.append(
+            {
+                "question": q,
+                "answer": ans.text,
+                "cited": [c.clause for c in ans.citations],
+                "found": ans.found,
+            }
+        )
+        return "", chat, records, ans.text
+
+    def save_feedback(records: list, rating: str, comment: str) -> str:
+        if not records:
+            return "请先提问，再评价回答。"
+        if rating not in ("👍 有帮助", "👎 没帮助"):
+            return "请选择 👍 或 👎。"
+        r = records[-1]
+        store.add(r["question"], r["answer"], r["cited"], r["found"], 1 if "👍" in rating else -1,
+                  comment)  # fmt: skip
+        return "已记录，谢谢反馈！"
+
+    def on_like(records: list, data: gr.LikeData) -> str:
+        idx = data.index[0] if isinstance(data.index, list | tuple) else data.index
+        pos = int(idx) // 2
+        if not records or pos >= len(records) or data.liked is None:
+            return ""
+        r = records[pos]
+        store.add(r["question"], r["answer"], r["cited"], r["found"], 1 if data.liked else -1)
+        return "已记录，谢谢反馈！"
+
+    def show_clause(clause_id: str | None) -> tuple[str, str, str]:
+        if not clause_id or clause_id not in by_id:
+            return "", "", ""
+        c = by_id[clause_id]
+        link = f"[本条链接]({permalink(c.id)})"
+        return clause_card(c), standard_citation(c), link
+
+    def filter_tree(keyword: str) -> Any:
+        return gr.update(choices=tree_choices(clauses, keyword), value=None)
+
+    def on_load(request: gr.Request) -> tuple[Any, str, str, str]:
+        cid = request.query_params.get("clause", "")
+        if cid:
+            try:
+                cid = assistant.clause(cid).id
+            except InputError:
+                cid = ""
+        card, cite, link = show_clause(cid)
+        return gr.update(value=cid or None), card, cite, link
+
+    with gr.Blocks(title="首席质量官制度实施指南 问答") as demo:
+        gr.Markdown(
+            "## 企业首席质量官制度实施指南 问答助手\n"
+            "依据 DB1302/T 589—2024《企业首席质量官制度实施指南》作答，每个回答注明条款出处；"
+            "标准未涉及的问题会如实说明。"
+        )
+        records = gr.State([])
+        with gr.Tab("问答"):
+            chat = gr.Chatbot(
+                label="对话",
+                height=520,
+                buttons=["copy"],
+                sanitize_html=True,
+                render_markdown=False,
+                elem_id="cqo-chat",
+            )
+            with gr.Row():
+                box = gr.Textbox(
+                    placeholder="输入问题，例如：首席质量官需要什么学历？",
+                    show_label=False,
+                    scale=5,
+                    elem_id="cqo-question",
+                )
+                send = gr.Button("提问", variant="primary", scale=1, elem_id="cqo-send")
+            gr.Examples(EXAMPLES, inputs=box, label="试试这些问题")
+            plain = gr.Textbox(
+                label="最近一次回答（纯文本，可复制）", lines=3, interactive=False, buttons=["copy"]
+            )
+            with gr.Accordion("对回答的评价", open=False):
+                rating = gr.Radio(["👍 有帮助", "👎 没帮助"], label="这个回答有帮助吗？")
+                comment = gr.Textbox(label="意见（可选）", max_length=2000)
+                fb_btn = gr.Button("提交评价")
+            fb_status = gr.Markdown()
+            outs = [box, chat, records, plain]
+            send.click(respond, [box, chat, records], outs, api_name="ask")
+            box.submit(respond, [box, chat, records], outs, api_name=False)
+            fb_btn.click(save_feedback, [records, rating, comment], fb_status, api_name="feedback")
+            chat.like(on_like, [records], fb_status, api_name=False)
+        with gr.Tab("浏览标准"):
+            kw = gr.Textbox(label="按关键词筛选条款", placeholder="如：经费、一票否决、5.1")
+            with gr.Row():
+                tree = gr.Radio(tree_choices(clauses), label="条款目录", scale=2)
+                with gr.Column(scale=3):
+                    card = gr.HTML()
+                    cite = gr.Textbox(label="引用（可复制）", interactive=False, buttons=["copy"])
+                    link = gr.Markdown()
+            kw.change(filter_tree, kw, tree, api_name=False)
+            tree.change(show_clause, tree, [card, cite, link], api_name="clause")
+        if importlib.util.find_spec("cqo_assistant.training") is not None:
+            training = importlib.import_module("cqo_assistant.training")  # trainer toolkit tab
+            add_tab = getattr(training, "add_training_tab", None)
+            if add_tab is not None:
+                add_tab(settings)
+        demo.load(on_load, None, [tree, card, cite, link], api_name=False)
+    return demo

@@ -1,0 +1,125 @@
+"""The web chat: rendering rules, feedback store, and the real app through gradio_client."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from cqo_assistant import Assistant, Settings
+from cqo_assistant.chat_feedback import FeedbackStore
+from cqo_assistant.webchat import (
+    highlight,
+    permalink,
+    render_answer,
+    standard_citation,
+    tree_choices,
+)
+from tests.web_helpers import running_app
+
+XSS = "<img src=x onerror=alert(1)>"
+
+
+def test_highlight_escapes_then_marks() -> None:
+    out = highlight("首席质量官<b>经费</b>", ["经费", "<b>"])
+    assert "<b>" not in out and "&lt;<mark>" not in out
+    assert "<mark>经费</mark>" in out and "&lt;b&gt;" in out
+
+
+def test_answer_card(assistant: Assistant) -> None:
+    ans = assistant.ask("首席质量官需要什么学历？")
+    page = render_answer(ans, assistant.clause_map, ["学历", "大学专科"])
+    assert 'class="cqo-card"' in page and "DB1302/T 589—2024 第5.1条 e)" in page
+    assert "<mark>大学专科</mark>" in page and "5 任职要求 &gt; 5.1 任职资格 &gt; e)" in page
+
+
+def test_list_answer_has_a_card_per_item(assistant: Assistant) -> None:
+    page = render_answer(assistant.ask("首席质量官有哪些职权？"), assistant.clause_map)
+    assert page.count('class="cqo-card"') == 8  # 8.1 and its items a)–g)
+
+
+def test_not_covered_card(assistant: Assistant) -> None:
+    page = render_answer(assistant.ask("首席质量官的工资是多少"), assistant.clause_map)
+    assert "本标准未涉及" in page and "cqo-card related" in page
+
+
+def test_tree_and_filter(assistant: Assistant) -> None:
+    all_ = tree_choices(assistant.clauses())
+    assert len(all_) == 91 and all_[0][1] == "前言"
+    label = dict((v, k) for k, v in all_)["5.1 e)"]
+    assert label.startswith("　　") and "5.1 e)" in label  # indented under 5 > 5.1
+    hits = [v for _, v in tree_choices(assistant.clauses(), "一票否决")]
+    assert hits == ["8.1 d)"]
+    c = assistant.clause("8.1 d)")
+    assert standard_citation(c) == "DB1302/T 589—2024 第8.1条 d)"
+    assert permalink("8.1 d)") == "?clause=8.1%20d%29"
+
+
+def test_feedback_store_and_export(tmp_path: Path, home: Path) -> None:
+    store = FeedbackStore(tmp_path)
+    store.add("问题一", "回答一", ["5.1 e)"], True, 1, "很好")
+    store.add("问题二", "回答二", [], False, -1)
+    with sqlite3.connect(store.path) as db:
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    buf = io.StringIO()
+    assert store.export_csv(buf) == 2
+    rows = list(csv.DictReader(io.StringIO(buf.getvalue())))
+    assert rows[0]["question"] == "问题一" and json.loads(rows[0]["cited"]) == ["5.1 e)"]
+    assert rows[1]["rating"] == "-1"
+    out = tmp_path / "fb.csv"
+    env = {**os.environ, "CQO_HOME": str(home), "CQO_DATA_DIR": str(tmp_path)}
+    r = subprocess.run(
+        [sys.executable, "-m", "cqo_assistant.cli", "feedback", "export", "--csv", "-o", str(out)],
+        capture_output=True, text=True, env=env, timeout=60,
+    )  # fmt: skip
+    assert r.returncode == 0 and "2 rows" in r.stderr
+    assert "问题二" in out.read_text("utf-8-sig")
+
+
+@pytest.fixture(scope="module")
+def app_url(
+    assistant: Assistant, settings: Settings, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[str, Path]]:
+    data = tmp_path_factory.mktemp("webdata")
+    with running_app(assistant, settings, data) as url:
+        yield url, data
+
+
+@pytest.mark.slow
+def test_gradio_client_ask_negative_feedback(app_url: tuple[str, Path]) -> None:
+    from gradio_client import Client
+
+    url, data = app_url
+    client = Client(url, verbose=False)
+    _box, chat, plain = client.predict("首席质量官需要什么学历？", [], api_name="/ask")
+    html = chat[-1]["content"][0]["text"]
+    assert "第5.1条 e)" in html and "cqo-card" in html
+    assert plain.rstrip().endswith("第5.1条 e)")
+    _box, chat, _plain = client.predict("如何注册一家有限责任公司？", chat, api_name="/ask")
+    assert "本标准未涉及" in chat[-1]["content"][0]["text"]
+    _box, chat, _plain = client.predict(XSS, chat, api_name="/ask")
+    assert XSS not in json.dumps(chat, ensure_ascii=False)  # only escaped forms travel
+    assert client.predict("👍 有帮助", "引用很清楚", api_name="/feedback") == "已记录，谢谢反馈！"
+    with sqlite3.connect(data / "feedback.sqlite3") as db:
+        row = db.execute("SELECT question, cited, rating, comment FROM feedback").fetchall()[-1]
+    assert row[0] == XSS and row[2] == 1 and row[3] == "引用很清楚"
+
+
+@pytest.mark.slow
+def test_gradio_client_bad_input(app_url: tuple[str, Path]) -> None:
+    from gradio_client import Client
+
+    client = Client(app_url[0], verbose=False)
+    _box, chat, _ = client.predict("   ", [], api_name="/ask")
+    assert "问题为空" in chat[-1]["content"][0]["text"]
+    _box, chat, _ = client.predict("问" * 5000, [], api_name="/ask")
+    assert "问题太长" in chat[-1]["content"][0]["text"]
+    assert client.predict("👍 有帮助", "", api_name="/feedback") == "请先提问，再评价回答。"
