@@ -19,7 +19,7 @@ from .errors import CQOError, InputError
 from .settings import Settings
 
 # Modules that add their own sub-commands via ``register_cli(subparsers)``.
-PLUGINS = ("evaluate", "server", "trainer", "feedback", "http_api", "chat_feedback")
+PLUGINS = ("evaluate", "http_api", "chat_feedback", "courseware")
 
 
 def _settings(args: argparse.Namespace) -> Settings:

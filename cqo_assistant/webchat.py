@@ -8,8 +8,6 @@ added afterwards. A question like ``<img src=x onerror=alert(1)>`` is therefore 
 from __future__ import annotations
 
 import html
-import importlib
-import importlib.util
 import re
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -20,6 +18,7 @@ import gradio as gr
 from .answer import Answer
 from .api import Assistant, check_question
 from .chat_feedback import FeedbackStore
+from .courseware import add_training_tab
 from .errors import InputError
 from .parse import Clause
 from .settings import Settings
@@ -235,10 +234,6 @@ def build_ui(assistant: Assistant, settings: Settings, store: FeedbackStore | No
                     link = gr.Markdown()
             kw.change(filter_tree, kw, tree, api_name=False)
             tree.change(show_clause, tree, [card, cite, link], api_name="clause")
-        if importlib.util.find_spec("cqo_assistant.training") is not None:
-            training = importlib.import_module("cqo_assistant.training")  # trainer toolkit tab
-            add_tab = getattr(training, "add_training_tab", None)
-            if add_tab is not None:
-                add_tab(settings)
+        add_training_tab(settings)
         demo.load(on_load, None, [tree, card, cite, link], api_name=False)
     return demo
