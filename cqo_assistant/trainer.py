@@ -140,6 +140,8 @@ class Corpus:
             ch = self.by_id[cid]
             if ch.is_item:
                 lines.append(ch.display_text())
+            elif not c.text and not ch.title and ch.text:  # chapter 4: "4.1 通常设置在…"
+                lines.append(f"{ch.number} {ch.text}")
         return "\n".join(lines)
 
     def heading(self, c: Clause) -> str:
