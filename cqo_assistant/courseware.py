@@ -214,6 +214,8 @@ def _judge(clauses: Sequence[Clause], rng: random.Random) -> list[QuizItem]:
     by_id = {c.id: c for c in clauses}
     out = []
     for c in _statement_clauses(clauses):
+        if "\n" in c.text:  # a definition with its note: the note is not a statement to judge
+            continue
         where = f"（{c.label}）"
         lead = by_id[c.parent].text if c.is_item and c.parent in by_id else ""  # list context
         out.append(QuizItem("judge", f"判断：{lead}{c.text}{where}", (), "正确", c.id, c.text))
