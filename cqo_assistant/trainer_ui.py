@@ -1,0 +1,133 @@
+"""The "培训材料" tab of the Gradio app: choose chapters, question kinds, count and seed; preview
+the quiz and outline as Markdown; download quiz (DOCX/Markdown/JSON), outline (PPTX/DOCX) and
+handout (DOCX) for the chosen chapters.
+
+``add_training_tab(settings)`` must be called inside a ``gr.Blocks()`` context.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from . import export
+from .errors import InputError
+from .settings import Settings
+from .trainer import (
+    KIND_NAMES,
+    KINDS,
+    Corpus,
+    build_outline,
+    chapter_scope,
+    generate_quiz,
+    select_clauses,
+)
+
+
+def chapter_choices(corpus: Corpus) -> list[tuple[str, str]]:
+    """(label, value) for every chapter that carries course content."""
+    out = []
+    for c in corpus.chapters():
+        if c.number in ("前言",):
+            continue
+        label = c.number if c.number == "引言" else f"第{c.number}章 {c.title}"
+        out.append((label, c.number))
+    return out
+
+
+def make_materials(
+    corpus: Corpus,
+    chapters: Sequence[str],
+    kinds: Sequence[str],
+    n: int,
+    seed: int,
+    inline: bool = False,
+    out_dir: Path | None = None,
+) -> tuple[str, str, list[Path]]:
+    """Quiz Markdown, outline Markdown and the files to download, for the chosen chapters."""
+    if not chapters:
+        raise InputError("请至少选择一章 / choose at least one chapter")
+    if not kinds:
+        raise InputError("请至少选择一种题型 / choose at least one question kind")
+    scope = chapter_scope(corpus, list(chapters))
+    items = generate_quiz(corpus, int(n), list(kinds), int(seed), scope)
+    outline = build_outline(corpus, list(chapters))
+    clauses = select_clauses(corpus, list(chapters))
+    out = Path(out_dir or tempfile.mkdtemp(prefix="cqo-training-"))
+    out.mkdir(parents=True, exist_ok=True)
+    quiz_md = export.quiz_markdown(corpus, items, inline=inline, seed=int(seed))
+    outline_md = export.outline_markdown(corpus, outline)
+    files: dict[str, str | bytes] = {
+        "题库.docx": export.quiz_docx(corpus, items, inline=inline, seed=int(seed)),
+        "题库.md": quiz_md,
+        "题库.json": export.quiz_json(corpus, items, seed=int(seed)),
+        "课程提纲.pptx": export.outline_pptx(corpus, outline),
+        "课程提纲.docx": export.outline_docx(corpus, outline),
+        "讲义.docx": export.handout_docx(corpus, clauses),
+    }
+    paths = []
+    for name, data in files.items():
+        p = out / name
+        if isinstance(data, bytes):
+            p.write_bytes(data)
+        else:
+            p.write_text(data, encoding="utf-8")
+        paths.append(p)
+    return quiz_md, outline_md, paths
+
+
+def add_training_tab(settings: Settings) -> Any:
+    """Create the 培训材料 tab in the current Blocks; returns the tab."""
+    import gradio as gr
+
+    corpus = Corpus.load(settings)
+    choices = chapter_choices(corpus)
+    default_chapters = [v for _, v in choices if v not in ("引言", "1", "2", "3")]
+
+    def run(
+        chapters: list[str], kinds: list[str], n: float, seed: float, answers: str
+    ) -> tuple[str, str, list[str]]:
+        try:
+            quiz_md, outline_md, paths = make_materials(
+                corpus, chapters, kinds, int(n), int(seed or 0), inline=answers == "inline"
+            )
+        except InputError as e:
+            raise gr.Error(str(e)) from None
+        return quiz_md, outline_md, [str(p) for p in paths]
+
+    with gr.Tab("培训材料") as tab:
+        gr.Markdown(
+            "按章节生成培训题库、课程提纲（PPTX/DOCX）和讲义（DOCX）。每道题注明答案、依据条款和条款原文。"
+        )
+        with gr.Row():
+            chapters = gr.CheckboxGroup(
+                choices=choices, value=default_chapters, label="章节", scale=3
+            )
+            with gr.Column(scale=2):
+                kinds = gr.CheckboxGroup(
+                    choices=[(KIND_NAMES[k], k) for k in KINDS], value=list(KINDS), label="题型"
+                )
+                with gr.Row():
+                    n = gr.Slider(1, 100, value=20, step=1, label="题目数量")
+                    seed = gr.Number(value=1, precision=0, label="随机种子")
+                answers = gr.Radio(
+                    choices=[("答案集中在最后", "separate"), ("答案紧跟每题", "inline")],
+                    value="separate",
+                    label="答案位置",
+                )
+        go = gr.Button("生成培训材料", variant="primary")
+        files = gr.File(label="下载", file_count="multiple", interactive=False)
+        with gr.Tabs():
+            with gr.Tab("题库预览"):
+                quiz_md = gr.Markdown()
+            with gr.Tab("提纲预览"):
+                outline_md = gr.Markdown()
+        go.click(
+            run,
+            [chapters, kinds, n, seed, answers],
+            [quiz_md, outline_md, files],
+            api_name="training",
+        )
+    return tab

@@ -1,0 +1,68 @@
+"""The 培训材料 tab: materials for chosen chapters, and the tab driven through gradio_client."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from docx import Document
+from pptx import Presentation
+
+from cqo_assistant import Settings
+from cqo_assistant.errors import InputError
+from cqo_assistant.parse import load_corpus
+from cqo_assistant.trainer import Corpus
+from cqo_assistant.trainer_ui import add_training_tab, chapter_choices, make_materials
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def corpus() -> Corpus:
+    return Corpus(load_corpus(ROOT / "corpus")[0])
+
+
+def test_make_materials_for_chapters(corpus: Corpus, tmp_path: Path) -> None:
+    assert ("第8章 工作保障", "8") in chapter_choices(corpus)
+    quiz_md, outline_md, paths = make_materials(
+        corpus, ["5", "8"], ["single", "judge"], 10, 3, out_dir=tmp_path
+    )
+    names = {p.name for p in paths}
+    assert names == {
+        "题库.docx",
+        "题库.md",
+        "题库.json",
+        "课程提纲.pptx",
+        "课程提纲.docx",
+        "讲义.docx",
+    }
+    assert "单选题" in quiz_md and "判断题" in quiz_md and "多选题" not in quiz_md
+    assert "第5.1条" in outline_md and "第6.1条" not in outline_md
+    handout = "\n".join(p.text for p in Document(str(tmp_path / "讲义.docx")).paragraphs)
+    assert "8.1 岗位职权保证" in handout and "6 工作职责" not in handout
+    assert len(Presentation(str(tmp_path / "课程提纲.pptx")).slides) >= 6
+    with pytest.raises(InputError, match="chapter"):
+        make_materials(corpus, [], ["single"], 5, 1, out_dir=tmp_path)
+    with pytest.raises(InputError, match="上限"):
+        make_materials(corpus, ["8"], ["multi"], 50, 1, out_dir=tmp_path)
+
+
+def test_tab_through_gradio_client() -> None:
+    gr = pytest.importorskip("gradio")
+    client_mod = pytest.importorskip("gradio_client")
+    settings = Settings.load(corpus_dir=str(ROOT / "corpus"))
+    with gr.Blocks() as demo:
+        add_training_tab(settings)
+    demo.queue().launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=None)
+    try:
+        client = client_mod.Client(demo.local_url, verbose=False)
+        quiz_md, outline_md, files = client.predict(
+            ["8"], ["blank", "judge"], 6, 2, "inline", api_name="/training"
+        )
+        assert "填空题" in quiz_md and "答案：" in quiz_md and "依据：第8" in quiz_md
+        assert "模块1　第8章 工作保障" in outline_md
+        assert len(files) == 6
+        with pytest.raises(Exception, match="上限"):
+            client.predict(["8"], ["multi"], 90, 1, "separate", api_name="/training")
+    finally:
+        demo.close()
