@@ -19,7 +19,7 @@ from .errors import CQOError, InputError
 from .settings import Settings
 
 # Modules that add their own sub-commands via ``register_cli(subparsers)``.
-PLUGINS = ("evaluate", "http_api", "chat_feedback", "courseware")
+PLUGINS = ("evaluate", "http_api", "chat_feedback", "trainer")
 
 
 def _settings(args: argparse.Namespace) -> Settings:

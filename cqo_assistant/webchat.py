@@ -18,10 +18,10 @@ import gradio as gr
 from .answer import Answer
 from .api import Assistant, check_question
 from .chat_feedback import FeedbackStore
-from .courseware import add_training_tab
 from .errors import InputError
 from .parse import Clause
 from .settings import Settings
+from .trainer_ui import add_training_tab
 
 EXAMPLES = [
     "首席质量官需要什么学历？",

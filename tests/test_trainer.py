@@ -33,12 +33,6 @@ from cqo_assistant.trainer import (
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture(autouse=True)
-def trainer_cli(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Route ``cqo outline|quiz|handout`` to this module whatever cli.PLUGINS lists today."""
-    monkeypatch.setattr(cli, "PLUGINS", ("trainer",))
-
-
 @pytest.fixture(scope="module")
 def corpus() -> Corpus:
     return Corpus(load_corpus(ROOT / "corpus")[0])
