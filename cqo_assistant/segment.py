@@ -53,12 +53,14 @@ def strip_control(text: str) -> str:
     return _CONTROL.sub(" ", text.replace("\n", " ").replace("\t", " "))
 
 
+@lru_cache(maxsize=4096)
 def normalize(text: str) -> str:
     """Fullwidth → halfwidth, traditional → simplified, lowercase, control characters removed."""
     text = unicodedata.normalize("NFKC", strip_control(text))
     return zhconv.convert(text, "zh-cn").lower().strip()
 
 
+@lru_cache(maxsize=4096)
 def expand(normalized: str) -> str:
     """Append the standard's terms for everyday / English words found in the question."""
     extra = []
