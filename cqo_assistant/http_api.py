@@ -24,11 +24,12 @@ from collections.abc import AsyncIterator
 from dataclasses import asdict
 from typing import Any, Literal
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from . import wechat_bot
 from .api import Assistant
@@ -38,6 +39,7 @@ from .settings import Settings
 
 MODEL = "cqo-assistant"
 WECHAT_DEADLINE = 4.5  # seconds; WeChat gives up (and retries) after 5
+WECHAT_HOLD = 15.0  # how long a timed-out delivery keeps waiting (WeChat has hung up by then)
 MAX_SKEW = 300  # seconds between WeChat's timestamp and ours before a request counts as expired
 log = logging.getLogger("cqo.access")
 
@@ -45,12 +47,14 @@ log = logging.getLogger("cqo.access")
 # --- request bodies --------------------------------------------------------------------------
 class AskBody(BaseModel):
     question: str = Field(..., description="用户问题 / the question")
-    k: int = Field(5, ge=1, le=20, description="clauses to rank")
+    k: int | None = Field(
+        None, ge=1, le=10, description="how many ids `ranked` lists (default 10, as the CLI)"
+    )
     history: list[str] = Field(default_factory=list, description="earlier user questions")
 
 
 class ChatMessage(BaseModel):
-    role: Literal["system", "user", "assistant", "tool", "developer"]
+    role: Literal["system", "user", "assistant", "tool", "developer", "function"]
     content: str | list[dict[str, Any]] | None = None
 
     def text(self) -> str:
@@ -73,14 +77,17 @@ def _error(status: int, message: str, kind: str = "invalid_request_error", **ext
 class RateLimiter:
     """Sliding one-minute window per client address."""
 
-    def __init__(self, per_minute: int) -> None:
-        self.per_minute = per_minute
+    def __init__(self, per_minute: int, max_clients: int = 10_000) -> None:
+        self.per_minute, self.max_clients = per_minute, max_clients
         self.hits: dict[str, deque[float]] = defaultdict(deque)
 
     def allow(self, client: str) -> bool:
         if self.per_minute <= 0:
             return True
         now = time.monotonic()
+        if len(self.hits) > self.max_clients:  # forget clients idle for a minute
+            for c in [c for c, q in self.hits.items() if not q or q[-1] < now - 60]:
+                del self.hits[c]
         q = self.hits[client]
         while q and q[0] < now - 60:
             q.popleft()
@@ -88,6 +95,47 @@ class RateLimiter:
             return False
         q.append(now)
         return True
+
+
+class BodyTooLarge(HTTPException):
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"请求体过大 / body over {limit} bytes")
+
+
+class BodyLimit:
+    """Counts the bytes actually received, so a chunked body without Content-Length cannot
+    slip past the limit (the Content-Length fast path is in the guard middleware)."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        seen = 0
+
+        async def counted() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    raise BodyTooLarge(self.limit)
+            return message
+
+        await self.app(scope, counted, send)
+
+
+def configure_access_log() -> None:
+    """JSON access lines on stderr, in the serving process (also in each --workers child)."""
+    logger = logging.getLogger("cqo.access")
+    logger.setLevel(logging.INFO)
+    if not logger.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        logger.addHandler(handler)
+        logger.propagate = False
 
 
 def _wechat_signature(token: str, timestamp: str, nonce: str) -> str:
@@ -102,11 +150,17 @@ def _fresh(timestamp: str) -> bool:
 
 
 # --- the app -------------------------------------------------------------------------------
-def create_app(settings: Settings | None = None, assistant: Assistant | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None,
+    assistant: Assistant | None = None,
+    wechat_deadline: float = WECHAT_DEADLINE,
+) -> FastAPI:
+    """The service. ``wechat_deadline``: seconds a WeChat/WeCom delivery waits for its answer."""
     settings = settings or Settings.load()
     assistant = assistant or Assistant.load(settings)
     keys = {k.strip() for k in settings.api_keys.split(",") if k.strip()}
     limiter = RateLimiter(settings.rate_limit_per_min)
+    bot_users = wechat_bot.UserLimiter(settings.rate_limit_per_min)
     cache = wechat_bot.MessageCache()
     wechat_on = bool(settings.wechat_token)
     wecom_on = bool(settings.wecom_token and settings.wecom_aes_key and settings.wecom_corp_id)
@@ -118,6 +172,7 @@ def create_app(settings: Settings | None = None, assistant: Assistant | None = N
     )
     app.state.assistant = assistant
     app.state.wechat_cache = cache
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
 
     def clip(text: str) -> str:
         n = settings.log_max_chars
@@ -134,7 +189,9 @@ def create_app(settings: Settings | None = None, assistant: Assistant | None = N
             if size > settings.max_body_bytes:
                 status = 413
                 return _error(413, f"请求体过大 / body over {settings.max_body_bytes} bytes")
-            if path != "/healthz" and not limiter.allow(client):
+            # bot callbacks come from WeChat's few servers: limited per user after parsing
+            bot = path in ("/wechat", "/wecom")
+            if path != "/healthz" and not bot and not limiter.allow(client):
                 status = 429
                 return _error(429, "请求过于频繁，请稍后再试 / rate limit exceeded", "rate_limit")
             if path.startswith("/v1/") and keys:
@@ -168,6 +225,10 @@ def create_app(settings: Settings | None = None, assistant: Assistant | None = N
         )
         return _error(422, f"请求格式错误 / invalid request: {problems}")
 
+    @app.exception_handler(BodyTooLarge)
+    async def too_large(_request: Request, exc: BodyTooLarge) -> Any:
+        return _error(413, str(exc.detail))
+
     @app.exception_handler(InputError)
     async def bad_input(_request: Request, exc: InputError) -> Any:
         return _error(422, str(exc))
@@ -177,7 +238,10 @@ def create_app(settings: Settings | None = None, assistant: Assistant | None = N
     async def ask(body: AskBody, request: Request) -> dict[str, Any]:
         request.state.question = body.question
         ans = await run_in_threadpool(assistant.ask, body.question, body.history or None)
-        return ans.to_json()
+        out = ans.to_json()
+        if body.k:
+            out["ranked"] = out["ranked"][: body.k]
+        return out
 
     @app.get("/v1/clauses", summary="All clauses")
     async def clauses() -> list[dict[str, str]]:
@@ -269,11 +333,30 @@ def create_app(settings: Settings | None = None, assistant: Assistant | None = N
 
     # --- WeChat Official Account --------------------------------------------------------
     async def answer_message(message: Any, key: str) -> str:
-        """Reply text for a message, computed once per MsgId, within WeChat's deadline."""
-        fut = await run_in_threadpool(
-            cache.get_or_start, key, lambda: wechat_bot.reply_text(assistant, message)
-        )
-        return await asyncio.wait_for(asyncio.wrap_future(fut), WECHAT_DEADLINE)
+        """Reply text for a message, computed once per MsgId, within WeChat's deadline.
+
+        A new message from a user over the rate limit gets ``TOO_FAST`` (a 429 would make
+        WeChat tell the user the account is broken). A delivery that runs out of time keeps
+        waiting silently, so WeChat retries and the retry picks up the same computation; the
+        third delivery answers ``SLOW`` instead of timing out again."""
+        user = str(getattr(message, "source", "") or "")
+        if not cache.seen(key) and not bot_users.allow(user):
+            return wechat_bot.TOO_FAST
+        fut, attempt = cache.start(key, lambda: wechat_bot.reply_text(assistant, message))
+        waiting = asyncio.wrap_future(fut)  # shielded: a timeout here must not cancel the work
+        try:
+            try:
+                return await asyncio.wait_for(asyncio.shield(waiting), wechat_deadline)
+            except TimeoutError:
+                if attempt >= 3:
+                    return wechat_bot.SLOW
+            # WeChat has hung up and will retry; the answer is for a caller still listening
+            return await asyncio.wait_for(asyncio.shield(waiting), WECHAT_HOLD)
+        except TimeoutError:
+            return ""
+        except Exception as e:  # a bug, not bad input (that gets a text): no reply, no trace
+            log.warning(json.dumps({"event": "bot_reply_failed", "error": type(e).__name__}))
+            return ""
 
     def _message_key(message: Any) -> str:
         mid = getattr(message, "id", None)
@@ -336,10 +419,7 @@ def create_app(settings: Settings | None = None, assistant: Assistant | None = N
         except Exception:
             return PlainTextResponse("malformed message", status_code=400)
         request.state.question = getattr(message, "content", "") or ""
-        try:
-            text = await answer_message(message, _message_key(message))
-        except TimeoutError:
-            return PlainTextResponse("success")  # WeChat retries; the retry gets the cached reply
+        text = await answer_message(message, _message_key(message))
         if not text:
             return PlainTextResponse("success")
         reply = TextReply(content=text, message=message).render()
@@ -394,10 +474,7 @@ def create_app(settings: Settings | None = None, assistant: Assistant | None = N
         except Exception:
             return PlainTextResponse("malformed message", status_code=400)
         request.state.question = getattr(message, "content", "") or ""
-        try:
-            text = await answer_message(message, "wecom:" + _message_key(message))
-        except TimeoutError:
-            return PlainTextResponse("success")
+        text = await answer_message(message, "wecom:" + _message_key(message))
         if not text:
             return PlainTextResponse("success")
         reply = TextReply(content=text, message=message).render()
@@ -410,6 +487,7 @@ def create_app(settings: Settings | None = None, assistant: Assistant | None = N
 
 def app_factory() -> FastAPI:
     """For ``uvicorn --factory`` and multi-worker runs: settings from CQO_* env vars."""
+    configure_access_log()
     return create_app()
 
 
@@ -419,7 +497,7 @@ def cmd_serve(args: Any) -> int:
 
     from .cli import _settings
 
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    configure_access_log()
     settings = _settings(args)
     Assistant.load(settings)  # refuse a missing/stale index before binding the port
     if args.workers > 1:  # workers rebuild settings from the environment: pass the flags on

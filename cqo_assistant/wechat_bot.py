@@ -5,8 +5,12 @@ adds what the assistant needs around it:
 
 - ``fit_reply``: WeChat's passive text reply holds at most 2048 bytes (UTF-8). A long answer
   is cut at a clause boundary and ends by naming the clauses left out ("回复条款号查看").
-- ``MessageCache``: WeChat retries a message it got no reply for within 5 s (same MsgId, up to
-  3 times). The first delivery computes the reply; retries wait for, or reuse, the same result.
+- ``MessageCache``: WeChat drops the connection after 5 s without a reply and delivers the
+  message again (same MsgId, three deliveries in all). The first delivery starts the
+  computation in the background; retries wait for, or reuse, the same result, so no work is
+  done twice. The first two deliveries that run out of time stay silent (WeChat has hung up and
+  will retry); the last one answers ``SLOW`` rather than let WeChat show "无法提供服务".
+- ``UserLimiter``: the rate limit for bot users, per openid, answered with a polite text.
 - ``safe_xml``: rejects DTDs and entities before wechatpy's xmltodict sees the body.
 """
 
@@ -15,9 +19,9 @@ from __future__ import annotations
 import re
 import threading
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from defusedxml import ElementTree as SafeET
@@ -34,6 +38,8 @@ WELCOME = (
     "也可以直接发送条款号，如 “8.1 d)”。"
 )
 NON_TEXT = "请发送文字问题，例如：首席质量官的任职资格有哪些？"
+SLOW = "这个问题的回答还在生成，请稍后再发送一次同样的问题。"
+TOO_FAST = "提问太频繁了，请一分钟后再试。"
 _CLAUSE_ID = re.compile(r"^(第?\s*\d+(\.\d+)*\s*条?\s*([a-zA-Z][)）]?)?|前言|引言)$")
 
 
@@ -94,31 +100,66 @@ def _plain_id(lines: list[str], start: int) -> str:
 
 
 class MessageCache:
-    """MsgId → Future of the reply. Retries of a message share its first computation."""
+    """MsgId → Future of the reply. Retries of a message share its first computation.
 
-    def __init__(self, size: int = 2048, ttl: float = 300.0) -> None:
-        self._items: OrderedDict[str, tuple[float, Future[str]]] = OrderedDict()
+    ``start`` never blocks: the first delivery submits the computation to a small thread pool
+    and every delivery (first or retry) gets the same future plus its attempt number, so the
+    caller can wait for it only as long as WeChat waits for a reply.
+    """
+
+    def __init__(self, size: int = 2048, ttl: float = 300.0, threads: int = 4) -> None:
+        self._items: OrderedDict[str, tuple[float, Future[str], list[int]]] = OrderedDict()
         self._lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="cqo-wechat")
         self.size, self.ttl = size, ttl
         self.computed = 0  # how many replies were actually computed (for tests/metrics)
 
-    def get_or_start(self, key: str, compute: Callable[[], str]) -> Future[str]:
+    def seen(self, key: str) -> bool:
+        with self._lock:
+            return key in self._items
+
+    def start(self, key: str, compute: Callable[[], str]) -> tuple[Future[str], int]:
+        """The reply's future and which delivery of ``key`` this is (1 = first)."""
         with self._lock:
             now = time.monotonic()
             while self._items and next(iter(self._items.values()))[0] < now - self.ttl:
                 self._items.popitem(last=False)
             if key in self._items:
-                return self._items[key][1]
-            fut: Future[str] = Future()
-            self._items[key] = (now, fut)
+                _, fut, attempts = self._items[key]
+                attempts[0] += 1
+                return fut, attempts[0]
+            fut = self._pool.submit(compute)  # a failure is kept: retries get it, not a rerun
+            self._items[key] = (now, fut, [1])
             if len(self._items) > self.size:
                 self._items.popitem(last=False)
             self.computed += 1
-        try:
-            fut.set_result(compute())
-        except Exception as e:  # the retry gets the same failure, not a second computation
-            fut.set_exception(e)
-        return fut
+            return fut, 1
+
+
+class UserLimiter:
+    """Per-user (openid) sliding one-minute window: all of an account's users reach us from
+    WeChat's few server addresses, so limiting by address would throttle everyone at once."""
+
+    def __init__(self, per_minute: int, max_users: int = 100_000) -> None:
+        self.per_minute, self.max_users = per_minute, max_users
+        self._hits: OrderedDict[str, deque[float]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def allow(self, user: str) -> bool:
+        if self.per_minute <= 0:
+            return True
+        now = time.monotonic()
+        with self._lock:
+            q = self._hits.pop(user, None) or deque()
+            self._hits[user] = q  # most recently active last
+            while q and q[0] < now - 60:
+                q.popleft()
+            while len(self._hits) > self.max_users:
+                self._hits.popitem(last=False)
+            if len(q) >= self.per_minute:
+                return False
+            q.append(now)
+            return True
 
 
 def reply_text(assistant: Any, message: Any) -> str:
