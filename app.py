@@ -13,7 +13,7 @@ import sys
 
 from cqo_assistant import Assistant, Settings
 from cqo_assistant.errors import CQOError
-from cqo_assistant.webchat import CSS, build_ui
+from cqo_assistant.webchat import build_ui, launch
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -28,10 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     except CQOError as e:
         print(f"错误 / error: {e}", file=sys.stderr)
         return e.exit_code
-    demo = build_ui(assistant, settings)
-    demo.launch(
-        server_name=args.host, server_port=args.port, share=args.share, css=CSS, footer_links=[]
-    )
+    launch(build_ui(assistant, settings), host=args.host, port=args.port, share=args.share)
     return 0
 
 

@@ -79,6 +79,19 @@ class FeedbackStore:
             )
             return int(cur.lastrowid or 0)
 
+    def update(self, row_id: int, rating: int, comment: str | None = None) -> None:
+        """Change the rating (and, unless ``comment`` is None, the comment) of one row."""
+        if rating not in (-1, 1):
+            raise InputError("评价只能是 👍 或 👎 / rating must be +1 or -1")
+        with self._db() as db:
+            if comment is None:
+                db.execute("UPDATE feedback SET rating = ? WHERE id = ?", (rating, row_id))
+            else:
+                db.execute(
+                    "UPDATE feedback SET rating = ?, comment = ? WHERE id = ?",
+                    (rating, comment.strip()[:MAX_COMMENT], row_id),
+                )
+
     def rows(self) -> list[dict[str, Any]]:
         with self._db() as db:
             cur = db.execute(f"SELECT {', '.join(COLUMNS)} FROM feedback ORDER BY id")

@@ -111,6 +111,23 @@ def tree_choices(clauses: Sequence[Clause], keyword: str = "") -> list[tuple[str
     return out
 
 
+RATINGS = {"👍 有帮助": 1, "👎 没帮助": -1}
+
+
+MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~])")
+
+
+def md_text(text: str) -> str:
+    """``text`` for a gr.Markdown, shown literally: no HTML, no Markdown syntax."""
+    return MD_SPECIAL.sub(r"\\\1", html.escape(text, quote=False))
+
+
+def _short(text: str, n: int = 20) -> str:
+    """The start of a user's question, safe to put in a Markdown status line."""
+    text = " ".join(text.split())
+    return md_text(text if len(text) <= n else text[:n] + "…")
+
+
 def permalink(clause_id: str) -> str:
     return f"?clause={quote(clause_id)}"
 
@@ -124,7 +141,7 @@ def build_ui(assistant: Assistant, settings: Settings, store: FeedbackStore | No
     def terms_for(question: str) -> list[str]:
         return [t for t in assistant.retriever.query_tokens(question) if len(t) >= 2]
 
-    def respond(message: str, chat: list, records: list) -> tuple[str, list, list, str]:
+    def respond(message: str, chat: list, records: list) -> tuple[str, list, list, str, None]:
         chat, records = list(chat or []), list(records or [])
         try:
             q = check_question(message, settings.max_question_chars)
@@ -133,7 +150,7 @@ def build_ui(assistant: Assistant, settings: Settings, store: FeedbackStore | No
             if (message or "").strip():
                 chat.append({"role": "user", "content": html.escape(message[:200]) + "…"})
             chat.append({"role": "assistant", "content": html.escape(f"⚠️ {note}")})
-            return message if len(message or "") <= 20_000 else "", chat, records, ""
+            return message if len(message or "") <= 20_000 else "", chat, records, "", None
         ans = assistant.ask(q, history=[r["question"] for r in records])
         chat.append({"role": "user", "content": html.escape(q)})
         chat.append({"role": "assistant", "content": render_answer(ans, by_id, terms_for(q))})
@@ -143,28 +160,46 @@ def build_ui(assistant: Assistant, settings: Settings, store: FeedbackStore | No
                 "answer": ans.text,
                 "cited": [c.clause for c in ans.citations],
                 "found": ans.found,
+                "msg": len(chat) - 1,  # the answer's position in the chat (for 👍/👎)
+                "row": None,  # its feedback row, once rated
             }
         )
-        return "", chat, records, ans.text
+        return "", chat, records, ans.text, None  # the feedback form follows the new answer
 
-    def save_feedback(records: list, rating: str, comment: str) -> str:
-        if not records:
-            return "请先提问，再评价回答。"
-        if rating not in ("👍 有帮助", "👎 没帮助"):
-            return "请选择 👍 或 👎。"
-        r = records[-1]
-        store.add(r["question"], r["answer"], r["cited"], r["found"], 1 if "👍" in rating else -1,
-                  comment)  # fmt: skip
-        return "已记录，谢谢反馈！"
-
-    def on_like(records: list, data: gr.LikeData) -> str:
-        idx = data.index[0] if isinstance(data.index, list | tuple) else data.index
-        pos = int(idx) // 2
-        if not records or pos >= len(records) or data.liked is None:
-            return ""
+    def rate(records: list, pos: int, rating: int, comment: str | None = None) -> None:
+        """One feedback row per answer: the first rating inserts it, later ones update it."""
         r = records[pos]
-        store.add(r["question"], r["answer"], r["cited"], r["found"], 1 if data.liked else -1)
-        return "已记录，谢谢反馈！"
+        if r.get("row"):
+            store.update(r["row"], rating, comment)
+        else:
+            r["row"] = store.add(
+                r["question"], r["answer"], r["cited"], r["found"], rating, comment or ""
+            )
+
+    def save_feedback(records: list, target: int | None, rating: str, comment: str) -> tuple:
+        records = list(records or [])
+        if not records:
+            return "请先提问，再评价回答。", records
+        if rating not in RATINGS:
+            return "请选择 👍 或 👎。", records
+        pos = target if target is not None and target < len(records) else len(records) - 1
+        rate(records, pos, RATINGS[rating], comment)
+        return f"已记录对「{_short(records[pos]['question'])}」的评价，谢谢反馈！", records
+
+    def on_like(records: list, data: gr.LikeData) -> tuple:
+        records = list(records or [])
+        idx = data.index[0] if isinstance(data.index, list | tuple) else data.index
+        pos = next((i for i, r in enumerate(records) if r["msg"] == int(idx)), None)
+        if pos is None or not isinstance(data.liked, bool):
+            return "这条消息无需评价。", records, gr.update(), gr.update()
+        rating = 1 if data.liked else -1
+        rate(records, pos, rating)
+        label = next(k for k, v in RATINGS.items() if v == rating)
+        note = (
+            f"已记录对「{_short(records[pos]['question'])}」的 {label[:1]}，谢谢！"
+            "可在“对回答的评价”中补充意见。"
+        )
+        return note, records, pos, gr.update(value=label)
 
     def show_clause(clause_id: str | None) -> tuple[str, str, str]:
         if not clause_id or clause_id not in by_id:
@@ -193,6 +228,7 @@ def build_ui(assistant: Assistant, settings: Settings, store: FeedbackStore | No
             "标准未涉及的问题会如实说明。"
         )
         records = gr.State([])
+        target = gr.State(None)  # the answer the feedback form is about (None: the latest)
         with gr.Tab("问答"):
             chat = gr.Chatbot(
                 label="对话",
@@ -214,16 +250,25 @@ def build_ui(assistant: Assistant, settings: Settings, store: FeedbackStore | No
             plain = gr.Textbox(
                 label="最近一次回答（纯文本，可复制）", lines=3, interactive=False, buttons=["copy"]
             )
-            with gr.Accordion("对回答的评价", open=False):
-                rating = gr.Radio(["👍 有帮助", "👎 没帮助"], label="这个回答有帮助吗？")
-                comment = gr.Textbox(label="意见（可选）", max_length=2000)
-                fb_btn = gr.Button("提交评价")
-            fb_status = gr.Markdown()
-            outs = [box, chat, records, plain]
+            fb_status = gr.Markdown(elem_id="cqo-feedback-status")
+            with gr.Accordion(
+                "对回答的评价（最近一次回答，或刚点过 👍/👎 的回答）",
+                open=False,
+                elem_id="cqo-feedback",
+            ):
+                rating = gr.Radio(list(RATINGS), label="这个回答有帮助吗？", elem_id="cqo-rating")
+                comment = gr.Textbox(label="意见（可选）", max_length=2000, elem_id="cqo-comment")
+                fb_btn = gr.Button("提交评价", elem_id="cqo-feedback-send")
+            outs = [box, chat, records, plain, target]
             send.click(respond, [box, chat, records], outs, api_name="ask")
             box.submit(respond, [box, chat, records], outs, api_name=False)
-            fb_btn.click(save_feedback, [records, rating, comment], fb_status, api_name="feedback")
-            chat.like(on_like, [records], fb_status, api_name=False)
+            fb_btn.click(
+                save_feedback,
+                [records, target, rating, comment],
+                [fb_status, records],
+                api_name="feedback",
+            )
+            chat.like(on_like, [records], [fb_status, records, target, rating], api_name=False)
         with gr.Tab("浏览标准"):
             kw = gr.Textbox(label="按关键词筛选条款", placeholder="如：经费、一票否决、5.1")
             with gr.Row():
@@ -237,3 +282,18 @@ def build_ui(assistant: Assistant, settings: Settings, store: FeedbackStore | No
         add_training_tab(settings)
         demo.load(on_load, None, [tree, card, cite, link], api_name=False)
     return demo
+
+
+def launch(
+    demo: Any, host: str = "127.0.0.1", port: int = 7860, share: bool = False, block: bool = True
+) -> None:
+    """Start the app; ``app.py`` and the tests use the same options."""
+    demo.launch(
+        server_name=host,
+        server_port=port,
+        share=share,
+        css=CSS,
+        footer_links=[],
+        prevent_thread_lock=not block,
+        quiet=not block,
+    )

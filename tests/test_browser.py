@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import shutil
+import sqlite3
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -33,10 +35,8 @@ def page_at(
 ) -> Iterator:
     from playwright.sync_api import sync_playwright
 
-    with (
-        running_app(assistant, settings, tmp_path_factory.mktemp("webdata")) as url,
-        sync_playwright() as pw,
-    ):
+    data = tmp_path_factory.mktemp("webdata")
+    with running_app(assistant, settings, data) as url, sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
 
         def open_page(width: int = 1280, query: str = ""):
@@ -45,6 +45,7 @@ def page_at(
             page.wait_for_selector("#cqo-question textarea", timeout=30_000)
             return page
 
+        open_page.data_dir = data  # type: ignore[attr-defined]
         yield open_page
         browser.close()
 
@@ -97,3 +98,55 @@ def test_permalink_opens_clause(page_at) -> None:
     page.wait_for_timeout(1000)
     body = page.inner_text("body")
     assert "DB1302/T 589—2024 第8.1条 d)" in body and "一票否决" in body
+
+
+def feedback_rows(data: Path, n: int, timeout: float = 15) -> list[tuple]:
+    """The feedback table once it has ``n`` rows (the like event is asynchronous)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        db = data / "feedback.sqlite3"
+        rows = []
+        if db.exists():
+            with sqlite3.connect(db) as con:
+                rows = con.execute("SELECT question, rating, comment FROM feedback ORDER BY id")
+                rows = rows.fetchall()
+        if len(rows) >= n or time.monotonic() > deadline:
+            return rows
+        time.sleep(0.2)
+
+
+def wait_status(page, text: str) -> str:
+    page.wait_for_function(
+        "t => document.querySelector('#cqo-feedback-status').innerText.includes(t)",
+        arg=text,
+        timeout=15_000,
+    )
+    return page.inner_text("#cqo-feedback-status")
+
+
+def test_like_buttons_rate_the_answer_they_belong_to(page_at) -> None:
+    page = page_at(375)
+    data: Path = page_at.data_dir
+    before = len(feedback_rows(data, 0, timeout=0))
+    first, second = "首席质量官需要什么学历？", "质量工作经费由谁统一调度？"
+    ask(page, first)
+    ask(page, "   ")  # rejected: a warning in the chat, no answer to rate
+    ask(page, second)
+    page.locator("#cqo-chat button[aria-label='Like']").nth(1).click()
+    rows = feedback_rows(data, before + 1)
+    assert rows[before:] == [(second, 1, "")]
+    assert "经费由谁统一调度" in wait_status(page, "👍")
+    # the comment form now targets that answer and completes its row instead of adding one
+    page.locator("#cqo-feedback").get_by_role("button").first.click()
+    page.fill("#cqo-comment textarea", "引用清楚 <b>好</b>")
+    page.click("#cqo-feedback-send")
+    wait_status(page, "评价，谢谢")
+    assert feedback_rows(data, before + 1)[before:] == [(second, 1, "引用清楚 <b>好</b>")]
+    page.locator("#cqo-chat button[aria-label='Dislike']").nth(0).click()
+    rows = feedback_rows(data, before + 2)
+    assert rows[before + 1 :] == [(first, -1, "")]
+    ask(page, XSS)
+    page.locator("#cqo-chat button[aria-label='Like']").last.click()
+    assert feedback_rows(data, before + 3)[-1] == (XSS, 1, "")
+    assert "<img src=x" in wait_status(page, "<img src=x")
+    assert page.locator("#cqo-feedback-status img").count() == 0

@@ -18,6 +18,7 @@ from cqo_assistant import Assistant, Settings
 from cqo_assistant.chat_feedback import FeedbackStore
 from cqo_assistant.webchat import (
     highlight,
+    md_text,
     permalink,
     render_answer,
     standard_citation,
@@ -32,6 +33,12 @@ def test_highlight_escapes_then_marks() -> None:
     out = highlight("首席质量官<b>经费</b>", ["经费", "<b>"])
     assert "<b>" not in out and "&lt;<mark>" not in out
     assert "<mark>经费</mark>" in out and "&lt;b&gt;" in out
+
+
+def test_md_text_is_literal() -> None:
+    out = md_text(XSS + " *粗体* [链接](http://x) 5.1 e)")
+    assert "<" not in out and "&lt;img" in out
+    assert "\\*粗体\\*" in out and "\\[链接\\]\\(http" in out and "5\\.1 e\\)" in out
 
 
 def test_answer_card(assistant: Assistant) -> None:
@@ -107,7 +114,8 @@ def test_gradio_client_ask_negative_feedback(app_url: tuple[str, Path]) -> None:
     assert "本标准未涉及" in chat[-1]["content"][0]["text"]
     _box, chat, _plain = client.predict(XSS, chat, api_name="/ask")
     assert XSS not in json.dumps(chat, ensure_ascii=False)  # only escaped forms travel
-    assert client.predict("👍 有帮助", "引用很清楚", api_name="/feedback") == "已记录，谢谢反馈！"
+    status = client.predict("👍 有帮助", "引用很清楚", api_name="/feedback")
+    assert status.startswith("已记录对「&lt;img") and "<" not in status
     with sqlite3.connect(data / "feedback.sqlite3") as db:
         row = db.execute("SELECT question, cited, rating, comment FROM feedback").fetchall()[-1]
     assert row[0] == XSS and row[2] == 1 and row[3] == "引用很清楚"
@@ -123,3 +131,59 @@ def test_gradio_client_bad_input(app_url: tuple[str, Path]) -> None:
     _box, chat, _ = client.predict("问" * 5000, [], api_name="/ask")
     assert "问题太长" in chat[-1]["content"][0]["text"]
     assert client.predict("👍 有帮助", "", api_name="/feedback") == "请先提问，再评价回答。"
+
+
+def test_feedback_update_keeps_one_row(tmp_path: Path) -> None:
+    store = FeedbackStore(tmp_path)
+    row = store.add("问题", "回答", ["8.1"], True, 1)
+    store.update(row, -1)
+    store.update(row, -1, "  引用不全  ")
+    (only,) = store.rows()
+    assert only["rating"] == -1 and only["comment"] == "引用不全"
+    with pytest.raises(ValueError):
+        store.update(row, 0)
+
+
+@pytest.mark.slow
+def test_gradio_client_follow_up_uses_the_conversation(
+    app_url: tuple[str, Path], assistant: Assistant
+) -> None:
+    from gradio_client import Client
+
+    first, follow = "首席质量官是什么？", "那什么情况下会被解聘？"
+    expected = assistant.ask(follow, history=[first]).citations[0].clause
+    alone = assistant.ask(follow).citations[0].clause
+    assert expected != alone, "pick a follow-up whose answer depends on the history"
+    client = Client(app_url[0], verbose=False)
+    _box, chat, _ = client.predict(first, [], api_name="/ask")
+    _box, chat, plain = client.predict(follow, chat, api_name="/ask")
+    label = assistant.clause(expected).label
+    assert label in chat[-1]["content"][0]["text"] and plain.rstrip().endswith(label)
+
+
+def _app_env(home: Path) -> dict[str, str]:
+    return {**os.environ, "CQO_HOME": str(home), "CQO_DATA_DIR": str(home / "data")}
+
+
+def _run_app(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    root = Path(__file__).resolve().parent.parent
+    return subprocess.run(
+        [sys.executable, str(root / "app.py"), "--port", "0"],
+        capture_output=True, text=True, env=env, timeout=120, cwd=root,
+    )  # fmt: skip
+
+
+@pytest.mark.slow
+def test_app_refuses_missing_and_stale_index(tmp_path: Path, home: Path) -> None:
+    import shutil
+
+    bare = tmp_path / "bare"
+    shutil.copytree(home / "corpus", bare / "corpus")
+    r = _run_app(_app_env(bare))
+    assert r.returncode == 3 and "cqo index" in r.stderr, r.stderr
+    stale = tmp_path / "stale"
+    shutil.copytree(home, stale)
+    corpus = next((stale / "corpus").glob("*.txt"))
+    corpus.write_text(corpus.read_text("utf-8") + "\n", "utf-8")
+    r = _run_app(_app_env(stale))
+    assert r.returncode == 3 and "cqo index" in r.stderr, r.stderr

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from cqo_assistant import Assistant, Settings
 from cqo_assistant.chat_feedback import FeedbackStore
-from cqo_assistant.webchat import CSS, build_ui
+from cqo_assistant.webchat import build_ui, launch
 from tests.http_helpers import free_port
 
 
@@ -16,9 +16,7 @@ from tests.http_helpers import free_port
 def running_app(assistant: Assistant, settings: Settings, data_dir: Path) -> Iterator[str]:
     demo = build_ui(assistant, settings, FeedbackStore(data_dir))
     port = free_port()
-    demo.launch(
-        server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, css=CSS
-    )
+    launch(demo, host="127.0.0.1", port=port, block=False)
     try:
         yield f"http://127.0.0.1:{port}/"
     finally:
