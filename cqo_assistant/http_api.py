@@ -207,6 +207,7 @@ def create_app(
                 json.dumps(
                     {
                         "ts": round(time.time(), 3),
+                        "pid": os.getpid(),
                         "client": client,
                         "method": request.method,
                         "path": path,

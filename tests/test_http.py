@@ -5,7 +5,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -53,6 +55,31 @@ def test_bad_requests(base: str, body: dict, status: int, words: str) -> None:
 def test_body_limit(base: str) -> None:
     r = httpx.post(f"{base}/v1/ask", content=b"{" + b" " * 70_000 + b"}")
     assert r.status_code == 413
+
+
+def test_body_limit_counts_chunked_bodies(base: str) -> None:
+    """No Content-Length (chunked): the limit counts the bytes that actually arrive."""
+
+    def body(n: int) -> Iterator[bytes]:
+        yield b'{"question": "'
+        for _ in range(n):
+            yield "学历".encode() * 100
+        yield b'"}'
+
+    json_type = {"content-type": "application/json"}
+    r = httpx.post(f"{base}/v1/ask", content=body(500), headers=json_type)
+    assert "content-length" not in r.request.headers
+    assert r.status_code == 413 and "body over 65536 bytes" in r.json()["error"]["message"]
+    r = httpx.post(f"{base}/v1/ask", content=body(1), headers=json_type)
+    assert r.status_code == 200
+
+
+def test_ask_matches_library_and_k_trims_ranked(base: str, assistant: Assistant) -> None:
+    q = "首席质量官由谁任命？"
+    full = httpx.post(f"{base}/v1/ask", json={"question": q}).json()
+    assert full == json.loads(json.dumps(assistant.ask(q).to_json(), ensure_ascii=False))
+    three = httpx.post(f"{base}/v1/ask", json={"question": q, "k": 3}).json()
+    assert three["ranked"] == full["ranked"][:3] and three["answer"] == full["answer"]
 
 
 def test_clauses(base: str) -> None:
@@ -187,3 +214,48 @@ def test_bounded_load_zero_errors(home: Path) -> None:
     finally:
         del os.environ["CQO_HOME"]
     assert r["requests"] == 50 and r["errors"] == 0
+
+
+@pytest.mark.slow
+def test_workers_serve_and_log(home: Path, tmp_path: Path) -> None:
+    """`cqo serve --workers 2`: both processes answer, and each writes the JSON access log with
+    the question cut to CQO_LOG_MAX_CHARS."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from tests.http_helpers import free_port
+
+    port, err = free_port(), tmp_path / "serve.err"
+    env = {**os.environ, "CQO_HOME": str(home), "CQO_LOG_MAX_CHARS": "8"}
+    cmd = [sys.executable, "-m", "cqo_assistant.cli", "serve", "--port", str(port)]
+    with err.open("wb") as f:
+        proc = subprocess.Popen([*cmd, "--workers", "2"], env=env, stderr=f)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(600):
+            try:
+                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        secret = "首席质量官需要什么学历？我的手机号是13900001234"
+
+        def ask(_: int) -> httpx.Response:  # a new connection each: the kernel picks a worker
+            return httpx.post(f"{url}/v1/ask", json={"question": secret})
+
+        with ThreadPoolExecutor(8) as pool:
+            answers = list(pool.map(ask, range(40)))
+        assert all(r.status_code == 200 and "answer" in r.json() for r in answers), [
+            (r.status_code, r.text[:200]) for r in answers if r.status_code != 200
+        ][:3]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    text = err.read_text("utf-8")
+    rows = [json.loads(x) for x in text.splitlines() if x.startswith("{")]
+    asks = [r for r in rows if r["path"] == "/v1/ask"]
+    assert len(asks) == 40 and all(r["status"] == 200 for r in asks)
+    assert {r["q"] for r in asks} == {"首席质量官需要什…"} and "13900001234" not in text
+    assert len(Counter(r["pid"] for r in asks)) == 2  # both worker processes answered

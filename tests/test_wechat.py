@@ -8,8 +8,10 @@ import dataclasses
 import hashlib
 import os
 import re
+import threading
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -19,7 +21,7 @@ from wechatpy.enterprise.crypto import WeChatCrypto as WeComCrypto
 
 from cqo_assistant import Assistant, Settings
 from cqo_assistant.http_api import create_app
-from cqo_assistant.wechat_bot import WECHAT_TEXT_LIMIT, fit_reply
+from cqo_assistant.wechat_bot import SLOW, TOO_FAST, WECHAT_TEXT_LIMIT, fit_reply
 from tests.http_helpers import serve
 
 TOKEN, APPID, CORP = "cqotoken", "wx1234567890abcdef", "ww1234567890abcdef"
@@ -192,3 +194,97 @@ def test_wecom_roundtrip(base: str) -> None:
         ).status_code
         == 403
     )
+
+
+class GatedAssistant:
+    """The real assistant whose answers wait for a gate: a slow machine, made deterministic."""
+
+    def __init__(self, inner: Assistant) -> None:
+        self.inner, self.gate, self.calls = inner, threading.Event(), 0
+
+    def ask(self, *args: Any, **kwargs: Any) -> Any:
+        self.calls += 1
+        assert self.gate.wait(30), "gate never opened"
+        return self.inner.ask(*args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+@pytest.fixture()
+def slow(settings: Settings, assistant: Assistant) -> Iterator[tuple[str, GatedAssistant]]:
+    gated = GatedAssistant(assistant)
+    s = dataclasses.replace(settings, wechat_token=TOKEN)
+    with serve(create_app(s, gated, wechat_deadline=0.3)) as url:  # type: ignore[arg-type]
+        yield url, gated
+        gated.gate.set()
+
+
+def deliver(url: str, xml: str, timeout: float) -> httpx.Response:
+    return httpx.post(f"{url}/wechat", params=query(), content=xml, timeout=timeout)
+
+
+def test_slow_answer_retry_picks_up_the_first_computation(slow) -> None:
+    url, gated = slow
+    xml = text_xml("首席质量官需要什么学历？", "555001")
+    t0 = time.monotonic()
+    with pytest.raises(httpx.ReadTimeout):  # WeChat hangs up after its 5 s (here 0.8 s)
+        deliver(url, xml, timeout=0.8)
+    assert gated.calls == 1
+    gated.gate.set()  # the answer is ready by the time WeChat retries
+    r = deliver(url, xml, timeout=5)
+    assert "大学专科" in reply_content(r.text) and gated.calls == 1
+    assert time.monotonic() - t0 < 5
+
+
+def test_last_delivery_answers_within_the_deadline(slow) -> None:
+    url, gated = slow
+    xml = text_xml("首席质量官有哪些职权？", "555002")
+    for _ in range(2):  # first delivery and first retry: no reply in time, WeChat retries
+        with pytest.raises(httpx.ReadTimeout):
+            deliver(url, xml, timeout=0.8)
+    t = time.monotonic()
+    third = deliver(url, xml, timeout=5)
+    assert time.monotonic() - t < 2  # answered (0.3 s deadline here), not held
+    assert reply_content(third.text) == SLOW
+    assert gated.calls == 1  # three deliveries, one computation
+    gated.gate.set()
+    later = deliver(url, xml, timeout=5)  # the computation finished in the background
+    assert "8.1" in reply_content(later.text) and gated.calls == 1
+
+
+def test_rate_limit_is_per_user_not_per_address(settings: Settings, assistant: Assistant) -> None:
+    s = dataclasses.replace(settings, wechat_token=TOKEN, rate_limit_per_min=3)
+    with serve(create_app(s, assistant)) as url:
+
+        def send(user: str, msg_id: str) -> httpx.Response:
+            xml = text_xml("首席质量官需要什么学历？", msg_id).replace("oUser1", user)
+            return httpx.post(f"{url}/wechat", params=query(), content=xml)
+
+        replies = [send("oUserA", f"66600{i}") for i in range(4)]
+        assert all(r.status_code == 200 for r in replies)  # never a 429 to WeChat's servers
+        assert all("大学专科" in reply_content(r.text) for r in replies[:3])
+        assert reply_content(replies[3].text) == TOO_FAST
+        assert "大学专科" in reply_content(send("oUserA", "666000").text)  # a retry still served
+        assert "大学专科" in reply_content(send("oUserB", "666100").text)  # other users unaffected
+        # the JSON API from the same address is limited by address
+        codes = [httpx.get(f"{url}/v1/models").status_code for _ in range(4)]
+        assert codes[-1] == 429
+
+
+def test_cut_reply_points_to_a_clause_the_bot_serves(base: str, assistant: Assistant) -> None:
+    """A long answer made of real clauses is cut at a clause, and the id it names for the rest
+    is one the bot answers with that clause's text."""
+    rows = [c for c in assistant.clauses() if c.number.split(".")[0] in ("6", "7") and c.text]
+    lines = ["根据标准：", *(f"{c.label}：“{c.text}”" for c in rows), "依据：第6章、第7章"]
+    long = "\n".join(lines)
+    assert len(long.encode()) > WECHAT_TEXT_LIMIT
+    out = fit_reply(long)
+    assert len(out.encode()) <= WECHAT_TEXT_LIMIT
+    kept = out.split("\n")[1:-2]
+    assert kept and all(line in long.split("\n") for line in kept)  # whole clauses only
+    pointed = re.search(r"如 “([^”]+)”", out).group(1)  # type: ignore[union-attr]
+    first_left_out = rows[len(kept)]
+    assert assistant.clause(pointed).id == first_left_out.id
+    r = httpx.post(f"{base}/wechat", params=query(), content=text_xml(pointed, "1006"))
+    assert first_left_out.text in reply_content(r.text)
