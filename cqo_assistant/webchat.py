@@ -43,6 +43,16 @@ CSS = """
 .cqo-card mark { background: #fff3b0; padding: 0 1px; }
 .cqo-none { font-weight: 600; color: #b35900; }
 .cqo-basis { font-size: 0.9em; color: #57606a; margin-top: 4px; }
+.cqo-sub { margin-left: 12px; }
+.cqo-head { font-weight: 600; color: #1f4fa8; margin: 10px 0 4px; }
+.cqo-hint { color: #57606a; padding: 8px 0; }
+#cqo-tree .wrap { flex-direction: column; flex-wrap: nowrap; gap: 2px; max-height: 70vh;
+  overflow-y: auto; }
+#cqo-tree .wrap label { width: 100%; margin: 0; }
+@media (max-width: 640px) {
+  #cqo-detail { order: -1; }  /* on a phone the clause text comes before the long tree */
+  #cqo-tree .wrap { max-height: 50vh; }
+}
 """
 
 
@@ -98,6 +108,29 @@ def render_answer(ans: Answer, clauses: dict[str, Clause], terms: Sequence[str] 
     )
 
 
+def clause_section(clause: Clause, clauses: dict[str, Clause]) -> str:
+    """A clause and everything under it (a chapter with its clauses, a list with its items)."""
+    subs = "".join(clause_section(clauses[k], clauses) for k in clause.children)
+    if clause.text or not subs:
+        head = clause_card(clause)
+    else:  # a bare heading: its title once, then what is under it
+        title = html.escape(f"{standard_citation(clause)} {clause.title}".strip())
+        head = f'<div class="cqo-head">{title}</div>'
+    return head + (f'<div class="cqo-sub">{subs}</div>' if subs else "")
+
+
+def unknown_clause_note(asked: str, nearest: Sequence[str]) -> str:
+    """For a permalink to a clause that does not exist: say so, link the nearest ids."""
+    links = "、".join(
+        f'<a href="{html.escape(permalink(c))}">{html.escape(c)}</a>' for c in nearest
+    )
+    return (
+        f'<div class="cqo-hint">没有条款“{html.escape(asked)}”。'
+        + (f"相近条款：{links}" if links else "")
+        + "</div>"
+    )
+
+
 def tree_choices(clauses: Sequence[Clause], keyword: str = "") -> list[tuple[str, str]]:
     """(label, id) for the clause tree, indented by depth, filtered by a keyword."""
     kw = keyword.strip().lower()
@@ -112,6 +145,7 @@ def tree_choices(clauses: Sequence[Clause], keyword: str = "") -> list[tuple[str
 
 
 RATINGS = {"👍 有帮助": 1, "👎 没帮助": -1}
+BROWSE_HINT = '<div class="cqo-hint">点击条款目录中的条款，查看原文、引用和链接。</div>'
 
 
 MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~])")
@@ -203,23 +237,30 @@ def build_ui(assistant: Assistant, settings: Settings, store: FeedbackStore | No
 
     def show_clause(clause_id: str | None) -> tuple[str, str, str]:
         if not clause_id or clause_id not in by_id:
-            return "", "", ""
+            return BROWSE_HINT, "", ""
         c = by_id[clause_id]
         link = f"[本条链接]({permalink(c.id)})"
-        return clause_card(c), standard_citation(c), link
+        return clause_section(c, by_id), standard_citation(c), link
 
     def filter_tree(keyword: str) -> Any:
-        return gr.update(choices=tree_choices(clauses, keyword), value=None)
+        found = tree_choices(clauses, keyword)
+        label = f"条款目录（{len(found)} 条）" if keyword.strip() else "条款目录"
+        if keyword.strip() and not found:
+            label = "条款目录：没有包含该关键词的条款"
+        return gr.update(choices=found, value=None, label=label)
 
-    def on_load(request: gr.Request) -> tuple[Any, str, str, str]:
-        cid = request.query_params.get("clause", "")
-        if cid:
-            try:
-                cid = assistant.clause(cid).id
-            except InputError:
-                cid = ""
+    def on_load(request: gr.Request) -> tuple[Any, Any, str, str, str]:
+        """A permalink (``?clause=8.1%20d)``) opens 浏览标准 on that clause."""
+        asked = request.query_params.get("clause", "")
+        if not asked:
+            return gr.update(), gr.update(), BROWSE_HINT, "", ""
+        try:
+            cid = assistant.clause(asked).id
+        except InputError as e:
+            note = unknown_clause_note(asked, getattr(e, "nearest", []))
+            return gr.update(selected="browse"), gr.update(), note, "", ""
         card, cite, link = show_clause(cid)
-        return gr.update(value=cid or None), card, cite, link
+        return gr.update(selected="browse"), gr.update(value=cid), card, cite, link
 
     with gr.Blocks(title="首席质量官制度实施指南 问答") as demo:
         gr.Markdown(
@@ -229,58 +270,73 @@ def build_ui(assistant: Assistant, settings: Settings, store: FeedbackStore | No
         )
         records = gr.State([])
         target = gr.State(None)  # the answer the feedback form is about (None: the latest)
-        with gr.Tab("问答"):
-            chat = gr.Chatbot(
-                label="对话",
-                height=520,
-                buttons=["copy"],
-                sanitize_html=True,
-                render_markdown=False,
-                elem_id="cqo-chat",
-            )
-            with gr.Row():
-                box = gr.Textbox(
-                    placeholder="输入问题，例如：首席质量官需要什么学历？",
-                    show_label=False,
-                    scale=5,
-                    elem_id="cqo-question",
+        with gr.Tabs(elem_id="cqo-tabs") as tabs:
+            with gr.Tab("问答", id="chat"):
+                chat = gr.Chatbot(
+                    label="对话",
+                    height=520,
+                    buttons=["copy"],
+                    sanitize_html=True,
+                    render_markdown=False,
+                    elem_id="cqo-chat",
                 )
-                send = gr.Button("提问", variant="primary", scale=1, elem_id="cqo-send")
-            gr.Examples(EXAMPLES, inputs=box, label="试试这些问题")
-            plain = gr.Textbox(
-                label="最近一次回答（纯文本，可复制）", lines=3, interactive=False, buttons=["copy"]
-            )
-            fb_status = gr.Markdown(elem_id="cqo-feedback-status")
-            with gr.Accordion(
-                "对回答的评价（最近一次回答，或刚点过 👍/👎 的回答）",
-                open=False,
-                elem_id="cqo-feedback",
-            ):
-                rating = gr.Radio(list(RATINGS), label="这个回答有帮助吗？", elem_id="cqo-rating")
-                comment = gr.Textbox(label="意见（可选）", max_length=2000, elem_id="cqo-comment")
-                fb_btn = gr.Button("提交评价", elem_id="cqo-feedback-send")
-            outs = [box, chat, records, plain, target]
-            send.click(respond, [box, chat, records], outs, api_name="ask")
-            box.submit(respond, [box, chat, records], outs, api_name=False)
-            fb_btn.click(
-                save_feedback,
-                [records, target, rating, comment],
-                [fb_status, records],
-                api_name="feedback",
-            )
-            chat.like(on_like, [records], [fb_status, records, target, rating], api_name=False)
-        with gr.Tab("浏览标准"):
-            kw = gr.Textbox(label="按关键词筛选条款", placeholder="如：经费、一票否决、5.1")
-            with gr.Row():
-                tree = gr.Radio(tree_choices(clauses), label="条款目录", scale=2)
-                with gr.Column(scale=3):
-                    card = gr.HTML()
-                    cite = gr.Textbox(label="引用（可复制）", interactive=False, buttons=["copy"])
-                    link = gr.Markdown()
-            kw.change(filter_tree, kw, tree, api_name=False)
-            tree.change(show_clause, tree, [card, cite, link], api_name="clause")
-        add_training_tab(settings)
-        demo.load(on_load, None, [tree, card, cite, link], api_name=False)
+                with gr.Row():
+                    box = gr.Textbox(
+                        placeholder="输入问题，例如：首席质量官需要什么学历？",
+                        show_label=False,
+                        scale=5,
+                        elem_id="cqo-question",
+                    )
+                    send = gr.Button("提问", variant="primary", scale=1, elem_id="cqo-send")
+                gr.Examples(EXAMPLES, inputs=box, label="试试这些问题")
+                plain = gr.Textbox(
+                    label="最近一次回答（纯文本，可复制）",
+                    lines=3,
+                    interactive=False,
+                    buttons=["copy"],
+                )
+                fb_status = gr.Markdown(elem_id="cqo-feedback-status")
+                with gr.Accordion(
+                    "对回答的评价（最近一次回答，或刚点过 👍/👎 的回答）",
+                    open=False,
+                    elem_id="cqo-feedback",
+                ):
+                    rating = gr.Radio(
+                        list(RATINGS), label="这个回答有帮助吗？", elem_id="cqo-rating"
+                    )
+                    comment = gr.Textbox(
+                        label="意见（可选）", max_length=2000, elem_id="cqo-comment"
+                    )
+                    fb_btn = gr.Button("提交评价", elem_id="cqo-feedback-send")
+                outs = [box, chat, records, plain, target]
+                send.click(respond, [box, chat, records], outs, api_name="ask")
+                box.submit(respond, [box, chat, records], outs, api_name=False)
+                fb_btn.click(
+                    save_feedback,
+                    [records, target, rating, comment],
+                    [fb_status, records],
+                    api_name="feedback",
+                )
+                chat.like(on_like, [records], [fb_status, records, target, rating], api_name=False)
+            with gr.Tab("浏览标准", id="browse"):
+                kw = gr.Textbox(label="按关键词筛选条款", placeholder="如：经费、一票否决、5.1")
+                with gr.Row():
+                    tree = gr.Radio(
+                        tree_choices(clauses), label="条款目录", scale=2, elem_id="cqo-tree"
+                    )
+                    with gr.Column(scale=3, elem_id="cqo-detail"):
+                        cite = gr.Textbox(
+                            label="引用（可复制）",
+                            interactive=False,
+                            buttons=["copy"],
+                            elem_id="cqo-citation",
+                        )
+                        link = gr.Markdown(elem_id="cqo-permalink")
+                        card = gr.HTML(BROWSE_HINT, elem_id="cqo-clause")
+                kw.change(filter_tree, kw, tree, api_name=False)
+                tree.change(show_clause, tree, [card, cite, link], api_name="clause")
+            add_training_tab(settings)
+        demo.load(on_load, None, [tabs, tree, card, cite, link], api_name=False)
     return demo
 
 

@@ -92,12 +92,34 @@ def test_readme_screenshot(page_at) -> None:
     shutil.copy(shot, docs / "screenshot-chat.png")
 
 
-def test_permalink_opens_clause(page_at) -> None:
-    page = page_at(1280, "?clause=8.1%20d)")
+def test_permalink_opens_the_clause_in_the_browse_tab(page_at) -> None:
+    page = page_at(375, "?clause=8.1")
+    wait_text(page, "#cqo-clause", "第8.1条 g)")
+    assert page.locator("[role=tab][aria-selected=true]").inner_text() == "浏览标准"
+    assert page.input_value("#cqo-citation textarea, #cqo-citation input") == (
+        "DB1302/T 589—2024 第8.1条"
+    )
+    assert "一票否决" in page.inner_text("#cqo-clause")  # the items come with their lead-in
+    box = page.locator("#cqo-clause").bounding_box()
+    assert box and box["y"] < page.locator("#cqo-tree").bounding_box()["y"]  # text first on a phone
+    assert page.locator("#cqo-permalink a").get_attribute("href") == "?clause=8.1"
+    page = page_at(1280, "?clause=99.9")
+    wait_text(page, "#cqo-clause", "99.9")
+    assert "相近条款" in page.inner_text("#cqo-clause")
+
+
+def test_browse_filter_and_click(page_at) -> None:
+    page = page_at(1280)
     page.get_by_role("tab", name="浏览标准").click()
-    page.wait_for_timeout(1000)
-    body = page.inner_text("body")
-    assert "DB1302/T 589—2024 第8.1条 d)" in body and "一票否决" in body
+    page.get_by_placeholder("如：经费、一票否决、5.1").fill("一票否决")
+    page.wait_for_function(
+        "document.querySelectorAll('#cqo-tree label').length === 1", timeout=15_000
+    )
+    page.locator("#cqo-tree label").first.click()
+    wait_text(page, "#cqo-clause", "第8.1条 d)")
+    assert page.input_value("#cqo-citation textarea, #cqo-citation input") == (
+        "DB1302/T 589—2024 第8.1条 d)"
+    )
 
 
 def feedback_rows(data: Path, n: int, timeout: float = 15) -> list[tuple]:
@@ -115,13 +137,18 @@ def feedback_rows(data: Path, n: int, timeout: float = 15) -> list[tuple]:
         time.sleep(0.2)
 
 
-def wait_status(page, text: str) -> str:
+def wait_text(page, selector: str, text: str) -> str:
+    """Wait until the element exists and shows ``text``; return its text."""
     page.wait_for_function(
-        "t => document.querySelector('#cqo-feedback-status').innerText.includes(t)",
-        arg=text,
+        "([s, t]) => (document.querySelector(s)?.innerText ?? '').includes(t)",
+        arg=[selector, text],
         timeout=15_000,
     )
-    return page.inner_text("#cqo-feedback-status")
+    return page.inner_text(selector)
+
+
+def wait_status(page, text: str) -> str:
+    return wait_text(page, "#cqo-feedback-status", text)
 
 
 def test_like_buttons_rate_the_answer_they_belong_to(page_at) -> None:

@@ -17,12 +17,14 @@ import pytest
 from cqo_assistant import Assistant, Settings
 from cqo_assistant.chat_feedback import FeedbackStore
 from cqo_assistant.webchat import (
+    clause_section,
     highlight,
     md_text,
     permalink,
     render_answer,
     standard_citation,
     tree_choices,
+    unknown_clause_note,
 )
 from tests.web_helpers import running_app
 
@@ -68,6 +70,22 @@ def test_tree_and_filter(assistant: Assistant) -> None:
     c = assistant.clause("8.1 d)")
     assert standard_citation(c) == "DB1302/T 589—2024 第8.1条 d)"
     assert permalink("8.1 d)") == "?clause=8.1%20d%29"
+
+
+def test_clause_section_shows_everything_under_a_clause(assistant: Assistant) -> None:
+    by_id = assistant.clause_map
+    page = clause_section(by_id["8"], by_id)
+    for cid in ("8.1", "8.1 a)", "8.1 g)", "8.2"):
+        assert standard_citation(by_id[cid]) in page
+    assert '<div class="cqo-head">DB1302/T 589—2024 第8章 工作保障</div>' in page
+    leaf = clause_section(by_id["8.1 d)"], by_id)
+    assert leaf.count("cqo-card") == 1 and "一票否决" in leaf
+
+
+def test_unknown_clause_note_escapes_and_links() -> None:
+    note = unknown_clause_note(XSS, ["8.1 d)"])
+    assert XSS not in note and "&lt;img" in note
+    assert '<a href="?clause=8.1%20d%29">8.1 d)</a>' in note
 
 
 def test_feedback_store_and_export(tmp_path: Path, home: Path) -> None:
