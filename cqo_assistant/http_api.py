@@ -272,6 +272,9 @@ def create_app(
             "standards": m.get("standards", []),
             "embedder": m["embedder"],
             "index_built_at": m.get("built_at"),
+            "vector_store": f"chroma server {settings.chroma_url}"
+            if settings.chroma_url
+            else "embedded",
             "wechat": "on" if wechat_on else "off (set CQO_WECHAT_TOKEN)",
             "wecom": "on"
             if wecom_on

@@ -196,6 +196,14 @@ def test_chroma_server(tmp_path: Path, home: Path) -> None:
         ans = a.ask("首席质量官有一票否决权吗？")
         assert ans.found and ans.citations[0].clause == "8.1 d)"
         assert a.retriever.dense_scores("一票否决").max() > 0.5
+        with serve(create_app(s, a)) as api:  # and the HTTP service on top of it
+            assert httpx.get(f"{api}/healthz").json()["vector_store"] == f"chroma server {url}"
+            d = httpx.post(f"{api}/v1/ask", json={"question": "首席质量官有一票否决权吗？"}).json()
+            assert d["citations"][0]["clause"] == "8.1 d)"
+        proc.terminate()  # the server gone: dense retrieval has nothing to talk to
+        proc.wait(timeout=20)
+        with pytest.raises(Exception):  # noqa: B017 - whichever error chromadb's client raises
+            a.retriever.dense_scores("一票否决")
     finally:
         proc.terminate()
         proc.wait(timeout=20)

@@ -121,6 +121,23 @@ def test_malformed_and_entity_xml(base: str) -> None:
     assert httpx.post(f"{base}/wechat", params=query(), content=bomb).status_code == 400
 
 
+def test_entities_inside_an_encrypted_message(base: str, app) -> None:
+    """The decrypted payload is checked too: an entity bomb wrapped in valid AES is refused."""
+    crypto = WeChatCrypto(TOKEN, AES, APPID)
+    ts, nonce = str(int(time.time())), "bomb1"
+    bomb = (
+        '<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;">]>'
+        "<xml><ToUserName>gh</ToUserName><FromUserName>oU</FromUserName><CreateTime>1"
+        "</CreateTime><MsgType>text</MsgType><Content>&b;</Content><MsgId>1007</MsgId></xml>"
+    )
+    enc = crypto.encrypt_message(bomb, nonce, ts)
+    sig = xmltodict.parse(enc)["xml"]["MsgSignature"]
+    params = {**query(ts, nonce), "encrypt_type": "aes", "msg_signature": sig}
+    before = app.state.wechat_cache.computed
+    assert httpx.post(f"{base}/wechat", params=params, content=enc).status_code == 400
+    assert app.state.wechat_cache.computed == before
+
+
 def test_retry_with_same_msgid_answered_from_cache(base: str, app) -> None:
     xml = text_xml("首席质量官由谁任命？", "777001")
     first = httpx.post(f"{base}/wechat", params=query(), content=xml)
