@@ -98,8 +98,9 @@ def main() -> None:
     p.add_argument("--requests", type=int, default=20)
     p.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     args = p.parse_args()
-    rows = []
+    rows, loads = [], []
     for w in args.workers:
+        loads.append(os.getloadavg()[0])  # other work on the machine shifts every figure
         r = measure(args.clients, args.requests, w)
         print(json.dumps({"workers": w, **r}), file=sys.stderr)
         rows.append(
@@ -111,7 +112,10 @@ def main() -> None:
         "",
         f"Made by `python bench/load_http.py` on {time.strftime('%Y-%m-%d')}: `cqo serve` on "
         f"127.0.0.1, POST /v1/ask with the gold questions, {os.cpu_count()} cores, client and "
-        "server on the same machine.",
+        "server on the same machine; 1-minute load average before the runs: "
+        + ", ".join(f"{x:.1f}" for x in loads)
+        + ". Each client sends its next request when the previous one is answered, so with 50 "
+        "clients latency is mostly queueing (≈ 50 / throughput).",
         "",
         "| workers | clients × requests | requests | errors | req/s | p50 | p95 |",
         "|---|---|---|---|---|---|---|",

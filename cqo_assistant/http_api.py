@@ -157,7 +157,9 @@ def create_app(
 ) -> FastAPI:
     """The service. ``wechat_deadline``: seconds a WeChat/WeCom delivery waits for its answer."""
     settings = settings or Settings.load()
-    assistant = assistant or Assistant.load(settings)
+    if assistant is None:
+        assistant = Assistant.load(settings)
+        warm_up(assistant)
     keys = {k.strip() for k in settings.api_keys.split(",") if k.strip()}
     limiter = RateLimiter(settings.rate_limit_per_min)
     bot_users = wechat_bot.UserLimiter(settings.rate_limit_per_min)
@@ -495,6 +497,12 @@ def app_factory() -> FastAPI:
     return create_app()
 
 
+def warm_up(assistant: Assistant) -> None:
+    """The first question pays for lazy loading (tokenizer dictionaries, embedder session):
+    about a second here. Pay it before the port opens, not inside a bot's 5 s."""
+    assistant.ask("首席质量官的职责是什么？")
+
+
 # --- CLI -----------------------------------------------------------------------------------
 def cmd_serve(args: Any) -> int:
     import uvicorn
@@ -503,7 +511,7 @@ def cmd_serve(args: Any) -> int:
 
     configure_access_log()
     settings = _settings(args)
-    Assistant.load(settings)  # refuse a missing/stale index before binding the port
+    assistant = Assistant.load(settings)  # refuse a missing/stale index before binding the port
     if args.workers > 1:  # workers rebuild settings from the environment: pass the flags on
         os.environ.update(
             CQO_CORPUS_DIR=str(settings.corpus_dir),
@@ -519,7 +527,9 @@ def cmd_serve(args: Any) -> int:
             access_log=False,
         )
     else:
-        uvicorn.run(create_app(settings), host=args.host, port=args.port, access_log=False)
+        warm_up(assistant)
+        app = create_app(settings, assistant)
+        uvicorn.run(app, host=args.host, port=args.port, access_log=False)
     return 0
 
 
