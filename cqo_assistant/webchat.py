@@ -41,7 +41,8 @@ CSS = """
 .cqo-card .cqo-path { font-size: 0.85em; color: #57606a; margin: 2px 0 4px; }
 .cqo-card .cqo-text { white-space: pre-wrap; }
 .cqo-card mark { background: #fff3b0; padding: 0 1px; }
-.cqo-none { font-weight: 600; color: #b35900; }
+.cqo-none { display: inline-block; font-weight: 600; color: #8a4500; background: #fff1e0;
+  border: 1px solid #f0c48a; border-radius: 6px; padding: 1px 8px; margin-bottom: 4px; }
 .cqo-basis { font-size: 0.9em; color: #57606a; margin-top: 4px; }
 .cqo-sub { margin-left: 12px; }
 .cqo-head { font-weight: 600; color: #1f4fa8; margin: 10px 0 4px; }
@@ -84,11 +85,13 @@ def clause_card(clause: Clause, terms: Iterable[str] = (), related: bool = False
 def render_answer(ans: Answer, clauses: dict[str, Clause], terms: Sequence[str] = ()) -> str:
     """The assistant's chat message: short answer, then one card per cited clause."""
     if not ans.found:
-        cards = "".join(clause_card(clauses[c.clause], terms, related=True) for c in ans.related)
+        near = [clauses[c.clause] for c in ans.related]
+        cards = "".join(clause_card(c, terms, related=True) for c in near)
+        std = html.escape(near[0].standard) if near else "本标准"
         return (
-            '<div class="cqo-answer"><div class="cqo-none">本标准未涉及这个问题。</div>'
-            f"<div>{html.escape(ans.text.splitlines()[0])}</div>"
-            + (f"<div>相关条款（仅供参考）：</div>{cards}" if cards else "")
+            '<div class="cqo-answer"><div class="cqo-none">本标准未涉及</div>'
+            f"<div>{std} 中没有回答这个问题的条款，无法依据本标准回答。</div>"
+            + (f"<div>最接近的条款（仅供参考）：</div>{cards}" if cards else "")
             + "</div>"
         )
     lead = [clauses[x.clause] for x in ans.citations]
@@ -173,7 +176,10 @@ def build_ui(assistant: Assistant, settings: Settings, store: FeedbackStore | No
     by_id = assistant.clause_map
 
     def terms_for(question: str) -> list[str]:
-        return [t for t in assistant.retriever.query_tokens(question) if len(t) >= 2]
+        """Words to highlight: the question's own, minus those every clause shares."""
+        generic = assistant.retriever.generic
+        tokens = assistant.retriever.query_tokens(question)
+        return [t for t in tokens if len(t) >= 2 and t not in generic]
 
     def respond(message: str, chat: list, records: list) -> tuple[str, list, list, str, None]:
         chat, records = list(chat or []), list(records or [])
@@ -274,7 +280,8 @@ def build_ui(assistant: Assistant, settings: Settings, store: FeedbackStore | No
             with gr.Tab("问答", id="chat"):
                 chat = gr.Chatbot(
                     label="对话",
-                    height=520,
+                    height="65vh",
+                    min_height=360,
                     buttons=["copy"],
                     sanitize_html=True,
                     render_markdown=False,

@@ -39,8 +39,8 @@ def page_at(
     with running_app(assistant, settings, data) as url, sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
 
-        def open_page(width: int = 1280, query: str = ""):
-            page = browser.new_page(viewport={"width": width, "height": 900})
+        def open_page(width: int = 1280, query: str = "", height: int = 900):
+            page = browser.new_page(viewport={"width": width, "height": height})
             page.goto(url + query, wait_until="load")
             page.wait_for_selector("#cqo-question textarea", timeout=30_000)
             return page
@@ -81,12 +81,20 @@ def test_question_gets_clause_card_and_xss_is_text(page_at) -> None:
 
 
 def test_readme_screenshot(page_at) -> None:
-    page = page_at(900)
+    page = page_at(900, height=1150)
     ask(page, "首席质量官有一票否决权吗？")
-    page.locator("#cqo-chat .cqo-card").first.wait_for(timeout=30_000)
+    ask(page, "首席质量官的工资是多少？")  # covered, then not covered: both kinds of answer
+    assert page.locator("#cqo-chat .cqo-card.related").count() >= 1
+    assert page.locator("#cqo-chat mark", has_text="一票否决").count() >= 1
+    assert page.locator("#cqo-chat mark", has_text="首席质量官").count() == 0  # not noise
+    page.evaluate(  # show the conversation from its start
+        "[...document.querySelectorAll('#cqo-chat *')]"
+        ".filter(e => e.scrollHeight > e.clientHeight + 5).forEach(e => { e.scrollTop = 0; })"
+    )
+    page.wait_for_timeout(300)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     shot = ARTIFACTS / "chat.png"
-    page.screenshot(path=str(shot))
+    page.screenshot(path=str(shot), clip={"x": 0, "y": 0, "width": 900, "height": 1020})
     docs = ROOT / "docs"
     docs.mkdir(exist_ok=True)
     shutil.copy(shot, docs / "screenshot-chat.png")
