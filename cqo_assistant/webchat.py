@@ -50,7 +50,12 @@ CSS = """
 #cqo-tree .wrap { flex-direction: column; flex-wrap: nowrap; gap: 2px; max-height: 70vh;
   overflow-y: auto; }
 #cqo-tree .wrap label { width: 100%; margin: 0; }
-@media (max-width: 640px) {
+@media (max-width: 640px) {  /* phones: give the clause text the width */
+  #cqo-chat .message-row.bot-row { margin-left: 2px; margin-right: 2px; max-width: 100%; }
+  #cqo-chat .message-row.user-row { margin-right: 2px; }
+  #cqo-chat .message-row .bot.message { padding: 6px; }
+  .cqo-card { padding: 6px 8px; margin: 6px 0; }
+  .cqo-card .cqo-id { font-size: 0.95em; }
   #cqo-detail { order: -1; }  /* on a phone the clause text comes before the long tree */
   #cqo-tree .wrap { max-height: 50vh; }
 }
@@ -147,7 +152,8 @@ def tree_choices(clauses: Sequence[Clause], keyword: str = "") -> list[tuple[str
     return out
 
 
-RATINGS = {"👍 有帮助": 1, "👎 没帮助": -1}
+# Plain words, no emoji: the page must read right on machines without an emoji font.
+RATINGS = {"有帮助": 1, "没帮助": -1}
 BROWSE_HINT = '<div class="cqo-hint">点击条款目录中的条款，查看原文、引用和链接。</div>'
 
 
@@ -189,7 +195,7 @@ def build_ui(assistant: Assistant, settings: Settings, store: FeedbackStore | No
             note = str(e).split(" / ")[0]
             if (message or "").strip():
                 chat.append({"role": "user", "content": html.escape(message[:200]) + "…"})
-            chat.append({"role": "assistant", "content": html.escape(f"⚠️ {note}")})
+            chat.append({"role": "assistant", "content": html.escape(f"提示：{note}")})
             return message if len(message or "") <= 20_000 else "", chat, records, "", None
         ans = assistant.ask(q, history=[r["question"] for r in records])
         chat.append({"role": "user", "content": html.escape(q)})
@@ -221,7 +227,7 @@ def build_ui(assistant: Assistant, settings: Settings, store: FeedbackStore | No
         if not records:
             return "请先提问，再评价回答。", records
         if rating not in RATINGS:
-            return "请选择 👍 或 👎。", records
+            return "请选择“有帮助”或“没帮助”。", records
         pos = target if target is not None and target < len(records) else len(records) - 1
         rate(records, pos, RATINGS[rating], comment)
         return f"已记录对「{_short(records[pos]['question'])}」的评价，谢谢反馈！", records
@@ -236,7 +242,7 @@ def build_ui(assistant: Assistant, settings: Settings, store: FeedbackStore | No
         rate(records, pos, rating)
         label = next(k for k, v in RATINGS.items() if v == rating)
         note = (
-            f"已记录对「{_short(records[pos]['question'])}」的 {label[:1]}，谢谢！"
+            f"已记录：「{_short(records[pos]['question'])}」的回答{label}，谢谢！"
             "可在“对回答的评价”中补充意见。"
         )
         return note, records, pos, gr.update(value=label)
@@ -280,6 +286,7 @@ def build_ui(assistant: Assistant, settings: Settings, store: FeedbackStore | No
             with gr.Tab("问答", id="chat"):
                 chat = gr.Chatbot(
                     label="对话",
+                    show_label=False,  # the floating label covered the first message
                     height="65vh",
                     min_height=360,
                     buttons=["copy"],
@@ -304,7 +311,7 @@ def build_ui(assistant: Assistant, settings: Settings, store: FeedbackStore | No
                 )
                 fb_status = gr.Markdown(elem_id="cqo-feedback-status")
                 with gr.Accordion(
-                    "对回答的评价（最近一次回答，或刚点过 👍/👎 的回答）",
+                    "对回答的评价（最近一次回答，或刚点过赞/踩的回答）",
                     open=False,
                     elem_id="cqo-feedback",
                 ):

@@ -69,11 +69,15 @@ def test_question_gets_clause_card_and_xss_is_text(page_at) -> None:
     card = page.locator("#cqo-chat .cqo-card").first
     card.wait_for(timeout=30_000)
     assert "第5.1条 e)" in card.inner_text()
+    box = card.bounding_box()
+    assert box and box["width"] >= 280, f"clause card only {box} wide at 375 px"
     assert page.locator("#cqo-chat mark").count() >= 1
     ask(page, XSS)
     page.wait_for_timeout(800)
     assert XSS in page.locator("#cqo-chat").inner_text()
     assert page.locator("#cqo-chat img[src='x']").count() == 0 and not alerts
+    page.locator("#cqo-chat .user-row", has_text=XSS).scroll_into_view_if_needed()
+    page.wait_for_timeout(300)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "chat-375.png"), full_page=True)
     width = page.evaluate("document.documentElement.scrollWidth")
@@ -170,7 +174,7 @@ def test_like_buttons_rate_the_answer_they_belong_to(page_at) -> None:
     page.locator("#cqo-chat button[aria-label='Like']").nth(1).click()
     rows = feedback_rows(data, before + 1)
     assert rows[before:] == [(second, 1, "")]
-    assert "经费由谁统一调度" in wait_status(page, "👍")
+    assert "经费由谁统一调度？」的回答有帮助" in wait_status(page, "有帮助")
     # the comment form now targets that answer and completes its row instead of adding one
     page.locator("#cqo-feedback").get_by_role("button").first.click()
     page.fill("#cqo-comment textarea", "引用清楚 <b>好</b>")

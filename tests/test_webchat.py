@@ -132,7 +132,7 @@ def test_gradio_client_ask_negative_feedback(app_url: tuple[str, Path]) -> None:
     assert "本标准未涉及" in chat[-1]["content"][0]["text"]
     _box, chat, _plain = client.predict(XSS, chat, api_name="/ask")
     assert XSS not in json.dumps(chat, ensure_ascii=False)  # only escaped forms travel
-    status = client.predict("👍 有帮助", "引用很清楚", api_name="/feedback")
+    status = client.predict("有帮助", "引用很清楚", api_name="/feedback")
     assert status.startswith("已记录对「&lt;img") and "<" not in status
     with sqlite3.connect(data / "feedback.sqlite3") as db:
         row = db.execute("SELECT question, cited, rating, comment FROM feedback").fetchall()[-1]
@@ -148,7 +148,7 @@ def test_gradio_client_bad_input(app_url: tuple[str, Path]) -> None:
     assert "问题为空" in chat[-1]["content"][0]["text"]
     _box, chat, _ = client.predict("问" * 5000, [], api_name="/ask")
     assert "问题太长" in chat[-1]["content"][0]["text"]
-    assert client.predict("👍 有帮助", "", api_name="/feedback") == "请先提问，再评价回答。"
+    assert client.predict("有帮助", "", api_name="/feedback") == "请先提问，再评价回答。"
 
 
 def test_feedback_update_keeps_one_row(tmp_path: Path) -> None:
