@@ -108,7 +108,9 @@ def _quote(clause: Clause, clauses: dict[str, Clause]) -> str:
     return f"{label}{title}：“{clause.text}”{listed}"
 
 
-_LIST_Q = re.compile(r"哪些|有什么|有啥|包括什么|包含什么|都有|几个方面|几方面|what are|list")
+_LIST_Q = re.compile(
+    r"哪些|有什么|什么情况|什么情形|有啥|包括什么|包含什么|都有|几个方面|几方面|what are|list"
+)
 
 
 def select_citations(

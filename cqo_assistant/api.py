@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import segment
-from .answer import Answer, AnswerConfig, compose
+from .answer import Answer, AnswerConfig, compose, is_covered
 from .errors import InputError, UnknownClauseError
 from .index import LoadedIndex, load_index
 from .parse import Clause
@@ -88,7 +88,12 @@ class Assistant:
         self, question: str, history: list[str] | None = None, method: str = "hybrid"
     ) -> Answer:
         q = check_question(question, self.settings.max_question_chars)
-        hits, signals = self.retriever.rank(self.contextualize(q, history), method)
+        hits, signals = self.retriever.rank(q, method)
+        context = self.contextualize(q, history)
+        # A follow-up that the standard answers on its own ("那什么情况下会被解聘？") keeps its
+        # own words; one that does not ("具体有哪些？") is retrieved with the previous question.
+        if context != q and not is_covered(signals, self.config):
+            hits, signals = self.retriever.rank(context, method)
         return compose(q, hits, signals, self.clause_map, self.config)
 
 

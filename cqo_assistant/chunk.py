@@ -15,6 +15,7 @@ class Chunk:
     clause_id: str
     text: str
     source: str  # corpus file the clause comes from
+    expansion: str = ""  # search-only: English rendering and ways people ask (never quoted)
 
 
 def chunk_text(clause: Clause, by_id: dict[str, Clause], doc_title: str = "") -> str:
@@ -42,10 +43,14 @@ def _ancestors(clause: Clause, by_id: dict[str, Clause]) -> list[str]:
     return list(reversed(out))
 
 
-def make_chunks(standards: Iterable[Standard]) -> list[Chunk]:
+def make_chunks(
+    standards: Iterable[Standard], expansions: dict[str, str] | None = None
+) -> list[Chunk]:
+    expansions = expansions or {}
     chunks = []
     for std in standards:
         by_id = std.by_id()
         for c in std.clauses:
-            chunks.append(Chunk(c.id, chunk_text(c, by_id, std.title), std.source))
+            text = chunk_text(c, by_id, std.title)
+            chunks.append(Chunk(c.id, text, std.source, expansions.get(c.id, "")))
     return chunks

@@ -287,20 +287,29 @@ def calibrate_fusion(assistant: Any, items: Sequence[GoldItem], parents: dict) -
     ans = [i for i in items if i.gold]
     r = assistant.retriever
     cache = {
-        i.id: (r.bm25_scores(i.question), r.dense_scores(i.question), r.bigram_scores(i.question))
+        i.id: (
+            r.bm25_scores(i.question),
+            r.dense_scores(i.question),
+            r.bigram_scores(i.question),
+            r.expansion_scores(i.question),
+        )
         for i in ans
     }
     best, best_key = r.fusion, (-1.0, -1.0)
+    weights = (0.0, 0.25, 0.5, 0.75, 1.0)
+    has_ex = any(c[3].any() for c in cache.values())
     grid = itertools.product(
-        (5, 10, 20, 60), (0.0, 0.25, 0.5, 0.75, 1.0), (0.5, 1.0, 2.0), (0.0, 0.25, 0.5, 0.75, 1.0)
+        (5, 10, 20, 60), weights, (0.5, 1.0, 2.0), weights, weights if has_ex else (0.0,)
     )
-    for k, wd, wf, wb in grid:
-        cfg = FusionConfig(rrf_k=k, w_bm25=1.0, w_dense=wd, w_dense_foreign=wf, w_bigram=wb)
+    for k, wd, wf, wb, we in grid:
+        cfg = FusionConfig(
+            rrf_k=k, w_bm25=1.0, w_dense=wd, w_dense_foreign=wf, w_bigram=wb, w_expansion=we
+        )
         r.fusion = cfg
         ranks = []
         for i in ans:
-            bm, de, bg = cache[i.id]
-            fused = r.fuse(i.question, bm, de, bg)
+            bm, de, bg, ex = cache[i.id]
+            fused = r.fuse(i.question, bm, de, bg, ex)
             order = r._specific_first([int(j) for j in np.argsort(-fused, kind="stable")])
             ranks.append(first_rank([r.ids[j] for j in order[:10]], i.gold, parents, True))
         m = ranking_metrics(ranks)

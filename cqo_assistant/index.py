@@ -7,6 +7,8 @@ Layout of ``index/``::
     chunks.json     the chunk texts (one per clause) in index order
     bm25/           bm25s index over jieba tokens, plus our token vocabulary
     bm25_bigram/    bm25s index over Chinese character pairs (robust to typos and word splits)
+    bm25_expansion/ bm25s index over each clause's search-only expansion (English rendering and
+                    the ways people ask, from ``corpus/<stem>.expansions.json``)
     chroma/         chromadb PersistentClient store, collection ``cqo_clauses``
 
 Why not llama-index's BM25Retriever: it ignores a custom tokenizer (bm25s underneath), so Chinese
@@ -40,10 +42,10 @@ from . import segment
 from .chunk import Chunk, make_chunks
 from .embed import Embedder, get_embedder
 from .errors import REBUILD_HINT, IndexMissingError, IndexStaleError
-from .parse import Standard, corpus_files, load_corpus
+from .parse import Standard, corpus_files, expansions_path, load_corpus, load_expansions
 from .settings import Settings
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 COLLECTION = "cqo_clauses"
 Progress = Callable[[str], None]
 
@@ -53,7 +55,10 @@ def _stderr(msg: str) -> None:
 
 
 def corpus_hashes(corpus_dir: Path) -> dict[str, str]:
-    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in corpus_files(corpus_dir)}
+    """sha256 of every corpus file and of its expansions sidecar, if it has one."""
+    files = corpus_files(corpus_dir)
+    files += [x for p in files if (x := expansions_path(p)).is_file()]
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
 
 
 def _chunk_key(chunk: Chunk, embedder_name: str) -> str:
@@ -97,8 +102,11 @@ class BM25Index:
     ) -> BM25Index:
         vocab: dict[str, int] = {}
         ids = [[vocab.setdefault(t, len(vocab)) for t in tokenize(x)] for x in texts]
+        if not vocab:  # nothing to index (no expansions): bm25s needs a non-empty vocabulary
+            vocab[""] = 0
         model = bm25s.BM25(k1=1.2, b=0.75)
-        model.index(bm25s.tokenization.Tokenized(ids=ids, vocab=vocab), show_progress=False)
+        with np.errstate(invalid="ignore", divide="ignore"):  # all-empty texts: 0/0, unused
+            model.index(bm25s.tokenization.Tokenized(ids=ids, vocab=vocab), show_progress=False)
         return cls(model, vocab)
 
     def scores(self, tokens: list[str]) -> np.ndarray:
@@ -137,7 +145,7 @@ def build_index(
     """Parse the corpus, chunk, embed, and write a fresh index; returns the manifest."""
     t0 = time.perf_counter()
     standards = load_corpus(settings.corpus_dir)
-    chunks = make_chunks(standards)
+    chunks = make_chunks(standards, load_expansions(settings.corpus_dir, standards))
     embedder = embedder or get_embedder(settings.embed_model)
     progress(f"[1/4] parsed {len(standards)} standard(s), {len(chunks)} clauses")
 
@@ -159,7 +167,8 @@ def build_index(
         texts = [c.text for c in chunks]
         BM25Index.build(texts).save(tmp / "bm25")
         BM25Index.build(texts, segment.bigrams).save(tmp / "bm25_bigram")
-        progress("[3/4] BM25 indexes written (jieba words, character pairs)")
+        BM25Index.build([c.expansion for c in chunks]).save(tmp / "bm25_expansion")
+        progress("[3/4] BM25 indexes written (jieba words, character pairs, expansions)")
         client = chroma_client(tmp / "chroma", settings.chroma_url)
         if settings.chroma_url:  # a shared server: replace the collection in place
             with contextlib.suppress(Exception):
@@ -244,6 +253,7 @@ class LoadedIndex:
     chunks: list[Chunk]
     bm25: BM25Index
     bm25_bigram: BM25Index
+    bm25_expansion: BM25Index
     collection: Any
     embedder: Embedder
 
@@ -256,6 +266,7 @@ def load_index(settings: Settings, embedder: Embedder | None = None) -> LoadedIn
         chunks = [Chunk(**c) for c in json.loads((d / "chunks.json").read_text("utf-8"))]
         bm25 = BM25Index.load(d / "bm25")
         bm25_bigram = BM25Index.load(d / "bm25_bigram")
+        bm25_expansion = BM25Index.load(d / "bm25_expansion")
         client = chroma_client(d / "chroma", manifest.get("chroma_url") or settings.chroma_url)
         collection = client.get_collection(COLLECTION)
     except Exception as e:
@@ -266,5 +277,12 @@ def load_index(settings: Settings, embedder: Embedder | None = None) -> LoadedIn
             f"索引由 {manifest.get('embedder')} 构建，当前为 {embedder.name}. {REBUILD_HINT}"
         )
     return LoadedIndex(
-        manifest, load_corpus(settings.corpus_dir), chunks, bm25, bm25_bigram, collection, embedder
+        manifest,
+        load_corpus(settings.corpus_dir),
+        chunks,
+        bm25,
+        bm25_bigram,
+        bm25_expansion,
+        collection,
+        embedder,
     )

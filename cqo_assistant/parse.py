@@ -17,6 +17,7 @@ for a heading.
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -318,6 +319,41 @@ def corpus_files(corpus_dir: Path) -> list[Path]:
     if not files:
         raise CorpusError(f"no .txt standard in {corpus_dir}; copy the standard's text there")
     return files
+
+
+def expansions_path(txt: Path) -> Path:
+    """The optional search-only sidecar of a corpus file: ``<stem>.expansions.json``."""
+    return txt.with_name(f"{txt.stem}.expansions.json")
+
+
+def load_expansions(corpus_dir: Path, standards: list[Standard]) -> dict[str, str]:
+    """Search-only text per clause id from each standard's ``<stem>.expansions.json``.
+
+    The sidecar maps a clause number to ``{"en": ..., "ask": [...], "ask_en": [...]}``: an
+    English rendering and the ways people ask about the clause (hand-written doc2query). It is
+    matched against questions, never quoted. A standard without a sidecar gets none."""
+    out: dict[str, str] = {}
+    for std in standards:
+        path = expansions_path(corpus_dir / std.source)
+        if not path.is_file():
+            continue
+        try:
+            data = json.loads(read_text(path))
+        except ValueError as e:
+            raise CorpusError(f"{path}: not valid JSON ({e}); fix it or remove the file") from None
+        by_number = {c.number: c.id for c in std.clauses}
+        if not isinstance(data, dict):
+            raise CorpusError(f"{path}: expected an object keyed by clause number")
+        unknown = sorted(set(data) - set(by_number))
+        if unknown:
+            raise CorpusError(
+                f"{path}: clause numbers not in {std.source}: {', '.join(unknown[:5])}; "
+                "fix the keys (see `cqo clauses`)"
+            )
+        for number, entry in data.items():
+            parts = [entry.get("en", ""), *entry.get("ask", []), *entry.get("ask_en", [])]
+            out[by_number[number]] = "\n".join(p for p in parts if isinstance(p, str) and p)
+    return out
 
 
 def load_corpus(corpus_dir: Path) -> list[Standard]:

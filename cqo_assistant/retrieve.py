@@ -43,6 +43,7 @@ class FusionConfig:
     w_dense: float = 0.35
     w_dense_foreign: float = 1.0  # weight of dense when the question is mostly not Chinese
     w_bigram: float = 0.0  # character-pair BM25
+    w_expansion: float = 0.0  # BM25 over the clauses' search-only expansions
 
     @classmethod
     def load(cls) -> FusionConfig:
@@ -80,6 +81,9 @@ class Retriever:
         self.clauses: dict[str, Clause] = {c.id: c for s in self.index.standards for c in s.clauses}
         self._pos = {cid: i for i, cid in enumerate(self.ids)}
         self.generic = self._generic_terms()  # words too common to tell clauses apart
+        self.vocab = set(self.index.bm25.vocab) | set(self.index.bm25_expansion.vocab)
+        # English words are judged by the vocabulary only when clauses have English renderings
+        self.english = any(t.isascii() and t.isalpha() for t in self.index.bm25_expansion.vocab)
         corpus = "".join(segment.normalize(c.text) for c in self.index.chunks)
         self._bigrams = frozenset(corpus[i : i + 2] for i in range(len(corpus) - 1))
         self._chars = frozenset(corpus)
@@ -88,7 +92,7 @@ class Retriever:
         """Tokens in more than a fifth of all clauses (首席质量官, 质量, 企业 …)."""
         df: dict[str, int] = {}
         for c in self.index.chunks:
-            for t in set(segment.tokenize(c.text)):
+            for t in set(segment.tokenize(c.text)) | set(segment.tokenize(c.expansion)):
                 df[t] = df.get(t, 0) + 1
         n = len(self.index.chunks)
         return frozenset(t for t, v in df.items() if v > n / 5)
@@ -133,11 +137,19 @@ class Retriever:
             segment.bigrams(segment.expand(segment.normalize(question)))
         )
 
+    def expansion_scores(self, question: str) -> np.ndarray:
+        return self.index.bm25_expansion.scores(self.query_tokens(question))
+
     def fuse(
-        self, question: str, bm: np.ndarray, de: np.ndarray, bg: np.ndarray | None = None
+        self,
+        question: str,
+        bm: np.ndarray,
+        de: np.ndarray,
+        bg: np.ndarray | None = None,
+        ex: np.ndarray | None = None,
     ) -> np.ndarray:
-        """Weighted RRF of word BM25, dense and character-pair BM25; dense weighs differently
-        when the question is mostly not Chinese."""
+        """Weighted RRF of word BM25, dense, character-pair BM25 and expansion BM25; dense
+        weighs differently when the question is mostly not Chinese."""
         cjk = len(_CJK.findall(question))
         foreign = cjk < max(2, len(question.strip()) // 4)
         f = self.fusion
@@ -146,6 +158,9 @@ class Retriever:
         if f.w_bigram:
             bg = self.bigram_scores(question) if bg is None else bg
             fused += self._rrf(bg, f.w_bigram, True)
+        if f.w_expansion:
+            ex = self.expansion_scores(question) if ex is None else ex
+            fused += self._rrf(ex, f.w_expansion, True)
         return fused
 
     def rank(self, question: str, method: str = "hybrid") -> tuple[list[Hit], QuerySignals]:
@@ -215,10 +230,11 @@ class Retriever:
         plain = segment.tokenize(segment.normalize(question))
         fired = bool(set(tokens) - set(plain))  # a synonym / glossary entry matched
         # In a Chinese question every specific word counts; in an English one only the Chinese
-        # words do (English words are judged through the glossary, i.e. ``fired``).
-        chinese = any(not t.isascii() for t in plain)
+        # words do, unless clauses have English renderings (else English words are judged
+        # through the glossary, i.e. ``fired``).
+        chinese = any(not t.isascii() for t in plain) or self.english
         specific = [t for t in plain if t not in self.generic and (chinese or not t.isascii())]
-        vocab = self.index.bm25.vocab
+        vocab = self.vocab
         covered = [
             t
             for t in specific
@@ -251,7 +267,7 @@ class Retriever:
 
 
 def _is_synonym_key(token: str) -> bool:
-    return any(token == key for key, _ in segment.synonyms())
+    return any(token == segment.stem(key) for key, _ in segment.synonyms())
 
 
 def _triggers(token: str) -> bool:

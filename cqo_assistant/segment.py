@@ -88,13 +88,29 @@ def _cut(text: str) -> tuple[str, ...]:
     return tuple(_tokenizer().lcut(text, HMM=False))
 
 
+_SUFFIXES = (("ies", "y"), ("ing", ""), ("ed", ""), ("es", ""), ("s", ""))
+
+
+@lru_cache(maxsize=8192)
+def stem(word: str) -> str:
+    """A light English suffix stripper (appoints / appointed / appointing → appoint), enough
+    for English questions to meet the English renderings of clauses; Chinese passes through."""
+    if not (word.isascii() and word.isalpha()) or len(word) <= 4 or word.endswith("ss"):
+        return word
+    for suffix, repl in _SUFFIXES:
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+            return word[: -len(suffix)] + repl
+    return word
+
+
 def tokenize(text: str) -> list[str]:
-    """Tokens for BM25: jieba words, lowercased, without stop words or punctuation.
+    """Tokens for BM25: jieba words, lowercased, without stop words or punctuation; English
+    words lightly stemmed.
 
     A plain callable (cached), usable by bm25s or any other consumer."""
     stop = stopwords()
     return [
-        t
+        stem(t)
         for t in _cut(normalize(text))
         if t.strip() and _WORD.search(t) and t not in stop and not (t.isascii() and len(t) == 1)
     ]

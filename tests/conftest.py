@@ -11,15 +11,15 @@ from cqo_assistant import Assistant, Settings
 from cqo_assistant.index import build_index
 
 ROOT = Path(__file__).resolve().parent.parent
-STANDARD = ROOT / "corpus" / "DB1302-T-589-2024.txt"
+CORPUS = ROOT / "corpus"
+STANDARD = CORPUS / "DB1302-T-589-2024.txt"
 
 
 @pytest.fixture(scope="session")
 def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A project home with corpus/ (the real standard) and a built index/."""
+    """A project home with corpus/ (the real standard and its expansions) and a built index/."""
     h = tmp_path_factory.mktemp("cqo-home")
-    (h / "corpus").mkdir()
-    shutil.copy(STANDARD, h / "corpus" / STANDARD.name)
+    shutil.copytree(CORPUS, h / "corpus")
     build_index(Settings.load(home=h), progress=lambda _m: None)
     return h
 

@@ -71,6 +71,13 @@ def test_follow_up_uses_history(assistant: Assistant) -> None:
     follow = assistant.ask("那它有哪些职权？", history=["首席质量官是什么？"])
     assert follow.found and follow.ranked[0].startswith("8.1")
     assert alone.question == follow.question
+    # a follow-up with no content of its own is answered from the previous question …
+    vague = assistant.ask("具体有哪些？", history=["首席质量官的任职能力有哪些要求？"])
+    assert vague.found and vague.citations[0].clause == "5.2"
+    assert not assistant.ask("具体有哪些？").found
+    # … one the standard answers on its own keeps its own words
+    own = assistant.ask("那什么情况下会被解聘？", history=["首席质量官有哪些工作职责？"])
+    assert own.citations[0].clause == "9.5"
 
 
 def test_clause_lookup(assistant: Assistant) -> None:

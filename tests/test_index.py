@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from cqo_assistant import Assistant, Settings
-from cqo_assistant.errors import IndexMissingError, IndexStaleError
+from cqo_assistant.errors import CorpusError, IndexMissingError, IndexStaleError
 from cqo_assistant.index import FORMAT_VERSION, build_index, load_index, read_manifest
 
 SECOND = Path(__file__).parent / "data" / "second-standard.txt"
@@ -90,3 +90,21 @@ def test_failed_build_keeps_old_index(tmp_path: Path, home: Path) -> None:
     with pytest.raises(Exception, match="UTF-8"):
         build_index(Settings.load(home=h), progress=lambda _m: None)
     assert (h / "index" / "manifest.json").read_text() == before
+
+
+def test_expansions_sidecar(tmp_path: Path, home: Path) -> None:
+    """The search-only sidecar is part of the corpus hash, validated, and never quoted."""
+    h = _copy_home(home, tmp_path / "h")
+    side = h / "corpus" / "DB1302-T-589-2024.expansions.json"
+    side.write_text(json.dumps({"9.5": {"en": "dismissal", "ask": ["被撸掉"]}}), "utf-8")
+    with pytest.raises(IndexStaleError, match=r"expansions\.json"):
+        Assistant.load(Settings.load(home=h))
+    s = Settings.load(home=h)
+    build_index(s, progress=lambda _m: None)
+    a = Assistant.load(s)
+    assert a.retriever.expansion_scores("被撸掉")[a.retriever.ids.index("9.5")] > 0
+    assert "撸掉" not in a.ask("质量官犯错会被撸掉吗？").text  # matched, not quoted
+    for bad, msg in [("{", "not valid JSON"), ('{"99.9": {"en": "x"}}', "99.9")]:
+        side.write_text(bad, "utf-8")
+        with pytest.raises(CorpusError, match=msg):
+            build_index(s, progress=lambda _m: None)
