@@ -63,11 +63,9 @@ def load_calibration() -> dict:
 class QuerySignals:
     """What the retrievers saw; the answer step uses these to decide whether to abstain."""
 
-    tokens: tuple[str, ...]
     content_coverage: float  # share of specific query tokens that exist in the standard
     bm25_top: float
     dense_top: float
-    dense_margin: float
     agree: bool  # BM25's and dense's best clause are the same or parent/child
 
 
@@ -247,19 +245,13 @@ class Retriever:
             coverage = len(covered) / len(specific)
         else:
             coverage = 1.0 if fired or (plain and all(t in vocab for t in plain)) else 0.0
-        d_sorted = np.sort(de)[::-1] if de.any() else np.zeros(2)
         b_best, d_best = int(np.argmax(bm)), int(np.argmax(de))
         a, b = self.ids[b_best], self.ids[d_best]
         agree = bool(bm.max() > 0) and (
             a == b or self.clauses[a].parent == b or self.clauses[b].parent == a
         )
         return QuerySignals(
-            tuple(tokens),
-            float(coverage),
-            float(bm.max(initial=0.0)),
-            float(d_sorted[0]),
-            float(d_sorted[0] - d_sorted[1]) if len(d_sorted) > 1 else 0.0,
-            agree,
+            float(coverage), float(bm.max(initial=0.0)), float(de.max(initial=0.0)), agree
         )
 
     def search(self, question: str, k: int = 5, method: str = "hybrid") -> list[Hit]:
