@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import numpy as np
 
@@ -85,6 +86,12 @@ class Retriever:
         corpus = "".join(segment.normalize(c.text) for c in self.index.chunks)
         self._bigrams = frozenset(corpus[i : i + 2] for i in range(len(corpus) - 1))
         self._chars = frozenset(corpus)
+        self.query_text = lru_cache(maxsize=1024)(self._query_text)  # 3 channels share it
+        self._sounds: dict[tuple[str, ...], list[str]] = {}  # pinyin → the standard's words
+        for w in self.index.bm25.vocab:
+            if 2 <= len(w) <= 4 and _CJK.fullmatch(w[0]) and _CJK.fullmatch(w[-1]):
+                for key in segment.pinyin_keys(w):
+                    self._sounds.setdefault(key, []).append(w)
 
     def _generic_terms(self) -> frozenset[str]:
         """Tokens in more than a fifth of all clauses (首席质量官, 质量, 企业 …)."""
@@ -103,8 +110,15 @@ class Retriever:
         return any(token[i : i + 2] in self._bigrams for i in range(len(token) - 1))
 
     # --- single retrievers -------------------------------------------------------------
+    def _query_text(self, question: str) -> str:
+        """The question normalised, with the standard's terms for its everyday / English words
+        and for words it mistypes with a same-sounding character (规化 → 规划)."""
+        q = segment.normalize(question)
+        fixed = segment.homophones(q, self._sounds, self._bigrams)
+        return segment.expand(q + (" " + " ".join(fixed) if fixed else ""))
+
     def query_tokens(self, question: str) -> list[str]:
-        return segment.tokenize(segment.expand(segment.normalize(question)))
+        return segment.tokenize(self.query_text(question))
 
     def bm25_scores(self, question: str) -> np.ndarray:
         return self.index.bm25.scores(self.query_tokens(question))
@@ -131,9 +145,7 @@ class Retriever:
         return contrib
 
     def bigram_scores(self, question: str) -> np.ndarray:
-        return self.index.bm25_bigram.scores(
-            segment.bigrams(segment.expand(segment.normalize(question)))
-        )
+        return self.index.bm25_bigram.scores(segment.bigrams(self.query_text(question)))
 
     def expansion_scores(self, question: str) -> np.ndarray:
         return self.index.bm25_expansion.scores(self.query_tokens(question))

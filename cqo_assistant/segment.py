@@ -8,6 +8,9 @@ case; ``expand`` adds the standard's own words for everyday/English ones (data/s
 
 from __future__ import annotations
 
+import importlib.util
+import itertools
+import json
 import logging
 import re
 import tempfile
@@ -127,3 +130,53 @@ def bigrams(text: str) -> list[str]:
     out = [run[i : i + 2] for run in _CJK_RUN.findall(t) for i in range(len(run) - 1)]
     out += [w for w in re.findall(r"[a-z0-9]{2,}", t) if w not in stopwords()]
     return out
+
+
+# --- homophone typos (输入法 errors: 规化 → 规划, 聘认 → 聘任) ------------------------------------
+_TONE = str.maketrans("āáǎàēéěèīíǐìōóǒòūúǔùǖǘǚǜüńňǹḿ", "aaaaeeeeiiiioooouuuuvvvvvnnnm")
+
+
+@cache
+def _pinyin_table() -> dict[int, tuple[str, ...]]:
+    """Toneless readings of every CJK character, from pypinyin's character table, read as data
+    (importing pypinyin loads its 2.5 MB phrase table too: ~0.4 s of start-up we don't need;
+    the version is pinned in pyproject.toml)."""
+    spec = importlib.util.find_spec("pypinyin")
+    assert spec is not None and spec.origin is not None, "pypinyin is a declared dependency"
+    raw = json.loads((Path(spec.origin).parent / "pinyin_dict.json").read_text("utf-8"))
+    return {int(k): tuple(dict.fromkeys(v.translate(_TONE).split(","))) for k, v in raw.items()}
+
+
+def pinyin_keys(word: str, limit: int = 16) -> list[tuple[str, ...]]:
+    """Every toneless reading of ``word`` (polyphones give several), at most ``limit``."""
+    table = _pinyin_table()
+    readings = [table.get(ord(ch), (ch,)) if _CJK_RUN.fullmatch(ch) else (ch,) for ch in word]
+    return list(itertools.islice(itertools.product(*readings), limit))
+
+
+def is_common_word(word: str, min_freq: int = 50) -> bool:
+    """A word of jieba's general dictionary (设置, 公式), not a typo (设制, 规化)."""
+    return _tokenizer().FREQ.get(word, 0) >= min_freq
+
+
+def homophones(
+    text: str, words: dict[tuple[str, ...], list[str]], known: frozenset[str]
+) -> list[str]:
+    """Words of the standard that a stretch of ``text`` sounds like but is not written as.
+
+    ``words`` maps pinyin keys to the standard's words; ``known`` is the set of character pairs
+    of the standard (a stretch made of them is spelt right). A stretch of 2–4 characters that
+    is not in the standard, not a common word, and reads exactly like a word of the standard
+    with at least one character in common yields that word."""
+    out: list[str] = []
+    for run in _CJK_RUN.findall(text):
+        for n in (2, 3, 4):
+            for i in range(len(run) - n + 1):
+                w = run[i : i + n]
+                if all(w[j : j + 2] in known for j in range(n - 1)) or is_common_word(w):
+                    continue
+                for key in pinyin_keys(w):
+                    for cand in words.get(key, ()):
+                        if cand != w and any(a == b for a, b in zip(cand, w, strict=True)):
+                            out.append(cand)
+    return list(dict.fromkeys(out))

@@ -1,0 +1,41 @@
+"""Query normalisation: stemming, homophone typos (hand-checked examples)."""
+
+from __future__ import annotations
+
+import pytest
+
+from cqo_assistant import Assistant, segment
+
+
+@pytest.mark.parametrize(
+    ("word", "stem"),
+    [("appoints", "appoint"), ("appointed", "appoint"), ("duties", "duty"), ("process", "process")],
+)
+def test_stem(word: str, stem: str) -> None:
+    assert segment.stem(word) == stem
+    assert segment.stem("聘任") == "聘任"
+
+
+def test_homophones_pure() -> None:
+    words = {key: ["规划"] for key in segment.pinyin_keys("规划")}
+    known = frozenset({"战略"})
+    assert segment.homophones("战略规化", words, known) == ["规划"]
+    assert segment.homophones("战略规划", words, frozenset({"规划"})) == []  # spelt right
+    assert segment.homophones("鬼话", words, known) == []  # no character in common
+
+
+@pytest.mark.parametrize(
+    ("typo", "fixed"),
+    [
+        ("首席质量官在哪些情况下会被解除聘认？", "解除聘任"),
+        ("质量官每年要参加继续叫育吗？", "教育"),
+        ("首席质量官的岗位设制在哪一层？", "设置"),
+    ],
+)
+def test_typos_meet_the_standards_words(assistant: Assistant, typo: str, fixed: str) -> None:
+    assert fixed in assistant.retriever.query_text(typo)
+
+
+def test_common_words_are_not_typos(assistant: Assistant) -> None:
+    q = "公司的质量公式怎么算"  # 公式 is a word, not a typo of 公示
+    assert assistant.retriever.query_text(q) == segment.expand(segment.normalize(q))
