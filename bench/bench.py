@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import platform
-import re
 import statistics
 import subprocess
 import sys
@@ -18,8 +17,12 @@ import tempfile
 import time
 from pathlib import Path
 
+if __package__:  # imported as bench.X (the tests)
+    from .results import write_section
+else:  # run as a script: bench/ is first on sys.path
+    from results import write_section
+
 ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "bench" / "RESULTS.md"
 
 CHILD = r"""
 import json, resource, sys, time
@@ -66,8 +69,7 @@ def main() -> None:
         (f"warm query p95 (`Assistant.ask`, {len(lat)} asks)", f"{p95:.1f} ms", "≤ 30 ms"),
         ("peak RSS of the answering process", f"{rss:.0f} MB", "≤ 600 MB"),
     ]
-    section = [
-        "## Core",
+    body = [
         "",
         f"Made by `python bench/bench.py` on {time.strftime('%Y-%m-%d')}, "
         f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
@@ -78,10 +80,7 @@ def main() -> None:
         *[f"| {a} | {b} | {c} |" for a, b, c in rows],
         "",
     ]
-    text = RESULTS.read_text("utf-8") if RESULTS.exists() else "# Benchmarks\n\n"
-    text = re.sub(r"## Core\n.*?(?=\n## |\Z)", "", text, flags=re.S).rstrip() + "\n\n"
-    RESULTS.write_text(text + "\n".join(section), "utf-8")
-    print("\n".join(section))
+    print(write_section("## Core", body))
 
 
 if __name__ == "__main__":

@@ -13,7 +13,6 @@ import argparse
 import asyncio
 import json
 import os
-import re
 import socket
 import statistics
 import subprocess
@@ -23,8 +22,12 @@ from pathlib import Path
 
 import httpx
 
+if __package__:  # imported as bench.X (the tests)
+    from .results import write_section
+else:  # run as a script: bench/ is first on sys.path
+    from results import write_section
+
 ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "bench" / "RESULTS.md"
 
 
 def free_port() -> int:
@@ -107,8 +110,7 @@ def main() -> None:
             f"| {w} | {args.clients} × {args.requests} | {r['requests']} | {r['errors']} | "
             f"{r['rps']:.0f} | {r['p50_ms']:.0f} ms | {r['p95_ms']:.0f} ms |"
         )
-    section = [
-        "## HTTP load",
+    body = [
         "",
         f"Made by `python bench/load_http.py` on {time.strftime('%Y-%m-%d')}: `cqo serve` on "
         f"127.0.0.1, POST /v1/ask with the gold questions, {os.cpu_count()} cores, client and "
@@ -122,10 +124,7 @@ def main() -> None:
         *rows,
         "",
     ]
-    text = RESULTS.read_text("utf-8") if RESULTS.exists() else "# Benchmarks\n\n"
-    text = re.sub(r"## HTTP load\n.*?(?=\n## |\Z)", "", text, flags=re.S).rstrip() + "\n\n"
-    RESULTS.write_text(text + "\n".join(section), "utf-8")
-    print("\n".join(section))
+    print(write_section("## HTTP load", body))
 
 
 if __name__ == "__main__":

@@ -370,16 +370,30 @@ def create_app(
             return f"msg:{mid}"
         return f"evt:{message.source}:{getattr(message, 'create_time', '')}:{message.type}"
 
+    def _bot_guard(on: bool, off: str, timestamp: str) -> Response | None:
+        """Checked before anything is read: 404 ``off`` while the endpoint is off, 403 for a
+        stale timestamp (a replay); None lets the request through."""
+        if not on:
+            return _error(404, off, "not_configured")
+        if not _fresh(timestamp):
+            return PlainTextResponse("forbidden", status_code=403)
+        return None
+
+    def _wechat_guard(signature: str, timestamp: str, nonce: str) -> Response | None:
+        """``_bot_guard``, then 403 for a signature not made with our token."""
+        off = "WeChat endpoint off: set CQO_WECHAT_TOKEN"
+        if (refused := _bot_guard(wechat_on, off, timestamp)) is not None:
+            return refused
+        if signature != _wechat_signature(settings.wechat_token, timestamp, nonce):
+            return PlainTextResponse("forbidden", status_code=403)
+        return None
+
     @app.get("/wechat", include_in_schema=False)
     async def wechat_verify(
         signature: str = "", timestamp: str = "", nonce: str = "", echostr: str = ""
     ) -> Any:
-        if not wechat_on:
-            return _error(404, "WeChat endpoint off: set CQO_WECHAT_TOKEN", "not_configured")
-        if not _fresh(timestamp) or signature != _wechat_signature(
-            settings.wechat_token, timestamp, nonce
-        ):
-            return PlainTextResponse("forbidden", status_code=403)
+        if (refused := _wechat_guard(signature, timestamp, nonce)) is not None:
+            return refused
         return PlainTextResponse(echostr)
 
     @app.post("/wechat", include_in_schema=False)
@@ -396,12 +410,8 @@ def create_app(
         from wechatpy.exceptions import InvalidSignatureException
         from wechatpy.replies import TextReply
 
-        if not wechat_on:
-            return _error(404, "WeChat endpoint off: set CQO_WECHAT_TOKEN", "not_configured")
-        if not _fresh(timestamp) or signature != _wechat_signature(
-            settings.wechat_token, timestamp, nonce
-        ):
-            return PlainTextResponse("forbidden", status_code=403)
+        if (refused := _wechat_guard(signature, timestamp, nonce)) is not None:
+            return refused
         try:
             xml = wechat_bot.safe_xml(await request.body())
         except wechat_bot.BadXML as e:
@@ -439,16 +449,18 @@ def create_app(
 
         return WeChatCrypto(settings.wecom_token, settings.wecom_aes_key, settings.wecom_corp_id)
 
+    def _wecom_guard(timestamp: str) -> Response | None:
+        """``_bot_guard``; WeCom's signature is checked when its message is decrypted."""
+        return _bot_guard(wecom_on, "WeCom endpoint off: set CQO_WECOM_*", timestamp)
+
     @app.get("/wecom", include_in_schema=False)
     async def wecom_verify(
         msg_signature: str = "", timestamp: str = "", nonce: str = "", echostr: str = ""
     ) -> Any:
         from wechatpy.exceptions import InvalidSignatureException
 
-        if not wecom_on:
-            return _error(404, "WeCom endpoint off: set CQO_WECOM_*", "not_configured")
-        if not _fresh(timestamp):
-            return PlainTextResponse("forbidden", status_code=403)
+        if (refused := _wecom_guard(timestamp)) is not None:
+            return refused
         try:
             return PlainTextResponse(
                 _wecom().check_signature(msg_signature, timestamp, nonce, echostr)
@@ -466,10 +478,8 @@ def create_app(
         from wechatpy.enterprise.replies import TextReply
         from wechatpy.exceptions import InvalidSignatureException
 
-        if not wecom_on:
-            return _error(404, "WeCom endpoint off: set CQO_WECOM_*", "not_configured")
-        if not _fresh(timestamp):
-            return PlainTextResponse("forbidden", status_code=403)
+        if (refused := _wecom_guard(timestamp)) is not None:
+            return refused
         crypto = _wecom()
         try:
             xml = wechat_bot.safe_xml(await request.body())

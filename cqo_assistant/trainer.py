@@ -323,6 +323,15 @@ class QuizBuilder:
             kind=kind, clause_id=c.id, clause_label=self.corpus.heading(c), explanation=expl, **kw
         )
 
+    def _choice(
+        self, kind: str, c: Clause, right: list[str], wrong: list[str], **kw: Any
+    ) -> QuizItem:
+        """A single- or multiple-choice item: ``right`` and ``wrong`` shuffled into options."""
+        opts, ok = _options(right, wrong, self.rng)
+        return self._item(
+            kind, c, options=tuple(opts), correct=tuple(ok), answer=_letters(ok), **kw
+        )
+
     # distractor list items for a group: members of other groups, same chapter first
     def _foreign_members(self, g: Group, k: int) -> list[str]:
         own = {_strip_end(m.text) for m in g.members}
@@ -359,16 +368,14 @@ class QuizBuilder:
                 # 1) which of these does the clause list?
                 wrong = self._foreign_members(g, 3)
                 if len(wrong) == 3:
-                    opts, ok = _options([_strip_end(m.text)], wrong, self.rng)
                     out.append(
-                        self._item(
+                        self._choice(
                             "single",
                             m,
+                            [_strip_end(m.text)],
+                            wrong,
                             stem=f"{self._lead(g)}，下列哪一项是{self._that(g)}列出的内容？",
                             form="member",
-                            options=tuple(opts),
-                            correct=tuple(ok),
-                            answer=_letters(ok),
                             topic=f"{m.id}|member",
                         )
                     )
@@ -382,16 +389,14 @@ class QuizBuilder:
                 chap = corpus.chapter_of(g.clause)
                 others.sort(key=lambda o: (corpus.chapter_of(o.clause) != chap, self.rng.random()))
                 if g.clause.title and len(others) >= 3:
-                    opts, ok = _options([g.heading], [o.heading for o in others[:3]], self.rng)
                     out.append(
-                        self._item(
+                        self._choice(
                             "single",
                             m,
+                            [g.heading],
+                            [o.heading for o in others[:3]],
                             stem=f"“{_strip_end(m.text)}”出自本标准哪一条？",
                             form="source",
-                            options=tuple(opts),
-                            correct=tuple(ok),
-                            answer=_letters(ok),
                             topic=f"{m.id}|source",
                         )
                     )
@@ -404,16 +409,14 @@ class QuizBuilder:
                 wrong = _term_candidates(corpus, c, i, term, self.rng)[:3]
                 if len(wrong) < 3:
                     continue
-                opts, ok = _options([term], wrong, self.rng)
                 out.append(
-                    self._item(
+                    self._choice(
                         "single",
                         c,
+                        [term],
+                        wrong,
                         stem=f"{corpus.ref(c)}：“{_replace_token(toks, i, PAREN)}”括号处应为：",
                         form="term",
-                        options=tuple(opts),
-                        correct=tuple(ok),
-                        answer=_letters(ok),
                         topic=f"{c.id}|{term}",
                     )
                 )
@@ -437,16 +440,14 @@ class QuizBuilder:
                 wrong = self._foreign_members(g, 5 - k if k <= 3 else 2)
                 if len(wrong) < 1:
                     continue
-                opts, ok = _options([_strip_end(m.text) for m in chosen], wrong, self.rng)
                 out.append(
-                    self._item(
+                    self._choice(
                         "multi",
                         g.clause,
+                        [_strip_end(m.text) for m in chosen],
+                        wrong,
                         stem=f"{self._lead(g)}，下列哪些是{self._that(g)}列出的内容？（多选）",
                         form="multi",
-                        options=tuple(opts),
-                        correct=tuple(ok),
-                        answer=_letters(ok),
                         topic=f"{g.clause.id}|multi|{','.join(m.id for m in chosen)}",
                     )
                 )

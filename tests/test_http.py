@@ -100,6 +100,13 @@ def test_models_healthz_docs(base: str) -> None:
     assert httpx.get(f"{base}/docs").status_code == 200
 
 
+@pytest.mark.parametrize("method", ["GET", "POST"])
+@pytest.mark.parametrize("path", ["/wechat", "/wecom"])
+def test_bot_endpoints_off_without_settings(base: str, path: str, method: str) -> None:
+    r = httpx.request(method, f"{base}{path}", content=b"<xml/>" if method == "POST" else None)
+    assert r.status_code == 404 and r.json()["error"]["type"] == "not_configured"
+
+
 def test_openai_client(base: str) -> None:
     client = openai.OpenAI(base_url=f"{base}/v1", api_key="unused")
     r = client.chat.completions.create(

@@ -213,6 +213,22 @@ def test_wecom_roundtrip(base: str) -> None:
     )
 
 
+def test_stale_but_well_signed_requests_refused(base: str, app) -> None:
+    """A replayed delivery (signed right, timestamp an hour old) is refused on every callback."""
+    before = app.state.wechat_cache.computed
+    old, nonce = str(int(time.time()) - 3600), "oldnonce"
+    msg = text_xml("首席质量官是什么", "1009")
+    assert httpx.post(f"{base}/wechat", params=query(old, nonce), content=msg).status_code == 403
+    crypto = WeComCrypto(TOKEN, WECOM_AES, CORP)
+    echo = xmltodict.parse(crypto.encrypt_message("<xml>echo</xml>", nonce, old))["xml"]
+    q = {"msg_signature": echo["MsgSignature"], "timestamp": old, "nonce": nonce}
+    assert httpx.get(f"{base}/wecom", params={**q, "echostr": echo["Encrypt"]}).status_code == 403
+    enc = crypto.encrypt_message(msg, nonce, old)
+    q["msg_signature"] = xmltodict.parse(enc)["xml"]["MsgSignature"]
+    assert httpx.post(f"{base}/wecom", params=q, content=enc).status_code == 403
+    assert app.state.wechat_cache.computed == before
+
+
 class GatedAssistant:
     """The real assistant whose answers wait for a gate: a slow machine, made deterministic."""
 
