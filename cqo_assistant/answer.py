@@ -62,26 +62,43 @@ class AnswerConfig:
         return cls(**{k: v for k, v in data.items() if k in cls.__annotations__})
 
 
-# "How many / how long / how much" questions; "有几个方面/几项" asks for a list and is not one.
-_QUANTITY_Q = re.compile(
-    r"多少|几(?:年|个月|月|天|日|周|次|岁|小时|学时|倍|成)|多久|多长时间|多大年纪|多大岁数|"
-    r"how (?:much|long|many (?:years|days|hours|times))|what percentage"
+# "How many / how long / how much" questions, and the unit the figure must carry
+# ("有几个方面/几项" asks for a list and is not one).
+_N = r"(?:\d+(?:\.\d+)?|[一二三四五六七八九十两百千万半]+)\s*"
+_UNIT_ASKS: tuple[tuple[str, str], ...] = (
+    (r"几岁|多大年纪|多大岁数|年龄|how old|\bage\b", "岁"),
+    (r"几个?小时|几个?学时|多少(?:个)?(?:小时|学时)|how many hours", "(?:小时|学时)"),
+    (r"几个?(?:工作)?[天日]|多少(?:个)?(?:工作)?[天日]|how many days", "(?:天|日|工作日)"),
+    (r"几个?月|多少个?月|how many months", "个?月"),
+    (r"几年|多少年|how many years", "年"),
+    (r"多久|多长时间|how long", "(?:年|个?月|天|日|小时)"),
+    (r"几[次名位人]|多少[次名位人]|how many (?:times|people|persons)", "[次名位人]"),
+    (r"多少|最多|最少|上限|下限|比例|how (?:much|many)|what percentage|maximum|minimum", ""),
 )
-_QUANTITY = re.compile(r"\d|[一二三四五六七八九十两百千万]+(?:年|个月|天|日|次|岁|小时|学时|%)")
 
 
-def asks_quantity(question: str) -> bool:
-    return bool(_QUANTITY_Q.search(question.lower()))
+def asked_unit(question: str) -> str | None:
+    """None: not a quantity question; "": any figure answers it; else the unit a figure in the
+    answer must carry (a question about years is not answered by a clause giving hours)."""
+    q = question.lower()
+    for ask, unit in _UNIT_ASKS:
+        if re.search(ask, q):
+            return unit
+    return None
 
 
-def gives_quantity(text: str) -> bool:
-    return bool(_QUANTITY.search(text))
+def gives_quantity(text: str, unit: str = "") -> bool:
+    return bool(re.search(_N + unit if unit else r"\d|%|百分之", text))
 
 
 def is_covered(sig: QuerySignals, cfg: AnswerConfig) -> bool:
     if sig.content_coverage >= cfg.min_coverage and sig.bm25_top >= cfg.min_bm25:
         return True
     return sig.dense_top >= cfg.min_dense and sig.agree
+
+
+def _full_text(clause: Clause, clauses: dict[str, Clause]) -> str:
+    return "".join([clause.text, *(clauses[c].text for c in clause.children)])
 
 
 def _standard_ref(clause: Clause) -> str:
@@ -150,9 +167,11 @@ def compose(
 ) -> Answer:
     ranked = tuple(h.clause_id for h in hits[:10])
     found = bool(hits) and is_covered(signals, cfg)
-    if found and asks_quantity(question):
-        # a figure is asked for: the standard answers only if a close clause states one
-        found = any(gives_quantity(clauses[h.clause_id].text) for h in hits[:3])
+    unit = asked_unit(question) if found else None
+    if unit is not None:
+        # a figure is asked for: the standard answers only if the best clause states one in the
+        # unit asked for (its list items count as its text)
+        found = gives_quantity(_full_text(clauses[hits[0].clause_id], clauses), unit)
     if not found:
         related = tuple(_cite(h) for h in hits[:3])
         refs = "、".join(_standard_ref(clauses[c.clause]) for c in related)

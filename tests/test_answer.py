@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from cqo_assistant import Assistant
+from cqo_assistant.answer import asked_unit, gives_quantity
 from cqo_assistant.errors import InputError, UnknownClauseError
 from cqo_assistant.evaluate import load_gold, verbatim
 from cqo_assistant.parse import read_text
@@ -95,3 +96,28 @@ def test_answer_json_contract(assistant: Assistant) -> None:
     assert d["id"] == "x1" and len(d["ranked"]) <= 10
     assert set(d["citations"][0]) == {"clause", "path", "text", "score"}
     json.dumps(d, ensure_ascii=False)
+
+
+@pytest.mark.parametrize(
+    ("question", "unit", "text", "answers"),
+    [
+        ("干几年质量才能当质量官？", "年", "从事质量工作5年以上", True),
+        ("继续教育要修满多少学时？", "(?:小时|学时)", "从事质量工作5年以上", False),
+        ("任期一般是几年？", "年", "任期届满，企业可根据考核结果续聘", False),
+        ("最多可以设几名首席质量官？", "[次名位人]", "设置1名首席质量官", True),
+        ("有哪些工作职责？", None, "", False),
+    ],
+)
+def test_quantity_questions_need_a_figure_in_the_unit_asked(
+    question: str, unit: str | None, text: str, answers: bool
+) -> None:
+    assert asked_unit(question) == unit
+    if unit is not None:
+        assert gives_quantity(text, unit) is answers
+
+
+def test_quantity_question_abstains_when_the_best_clause_has_no_such_figure(
+    assistant: Assistant,
+) -> None:
+    assert not assistant.ask("首席质量官一届任期是几年？").found  # 9.2 gives no term length
+    assert assistant.ask("没评上职称的话，得干几年质量才能当质量官？").found  # 5.1 e): 5年
