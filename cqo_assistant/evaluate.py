@@ -18,6 +18,7 @@ raw text + dense retrieval, each chunk mapped to the clause ids it contains).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import itertools
 import json
 import re
@@ -157,7 +158,8 @@ class Naive:
 
         from .li_embed import LlamaIndexEmbedding
 
-        LISettings.llm = None
+        with contextlib.redirect_stdout(sys.stderr):  # it prints "Using MockLLM" to stdout
+            LISettings.llm = None
         raw = "\n".join(
             read_text(assistant.settings.corpus_dir / s.source) for s in assistant.index.standards
         )
