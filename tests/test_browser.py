@@ -42,7 +42,9 @@ def page_at(
         def open_page(width: int = 1280, query: str = "", height: int = 900):
             page = browser.new_page(viewport={"width": width, "height": height})
             page.goto(url + query, wait_until="load")
-            page.wait_for_selector("#cqo-question textarea", timeout=30_000)
+            # a permalink switches to 浏览标准 as the page loads, hiding the question box: wait
+            # for the app to be there, not for the box to be visible (that raced)
+            page.wait_for_selector("#cqo-question textarea", state="attached", timeout=30_000)
             return page
 
         open_page.data_dir = data  # type: ignore[attr-defined]
