@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -80,6 +81,7 @@ class Retriever:
         self.clauses: dict[str, Clause] = {c.id: c for s in self.index.standards for c in s.clauses}
         self._pos = {cid: i for i, cid in enumerate(self.ids)}
         self.generic = self._generic_terms()  # words too common to tell clauses apart
+        self.generic_pairs = self._generic_terms(segment.bigrams)
         self.vocab = set(self.index.bm25.vocab) | set(self.index.bm25_expansion.vocab)
         # English words are judged by the vocabulary only when clauses have English renderings
         self.english = any(t.isascii() and t.isalpha() for t in self.index.bm25_expansion.vocab)
@@ -93,14 +95,22 @@ class Retriever:
                 for key in segment.pinyin_keys(w):
                     self._sounds.setdefault(key, []).append(w)
 
-    def _generic_terms(self) -> frozenset[str]:
+    def _generic_terms(
+        self, split: Callable[[str], list[str]] = segment.tokenize
+    ) -> frozenset[str]:
         """Tokens in more than a fifth of all clauses (首席质量官, 质量, 企业 …)."""
         df: dict[str, int] = {}
         for c in self.index.chunks:
-            for t in set(segment.tokenize(c.text)) | set(segment.tokenize(c.expansion)):
+            for t in set(split(c.text)) | set(split(c.expansion)):
                 df[t] = df.get(t, 0) + 1
         n = len(self.index.chunks)
         return frozenset(t for t, v in df.items() if v > n / 5)
+
+    def _informs(self, terms: list[str], vocab: dict[str, int], generic: frozenset[str]) -> bool:
+        """Does a BM25 channel match anything specific? When the question meets it only through
+        words most clauses share (an English question meets the Chinese text only through
+        CQO → 首席质量官), its ranking is just clause length and must not vote."""
+        return any(t in vocab and t not in generic for t in terms)
 
     def _near(self, token: str) -> bool:
         """A word the standard writes differently: it shares a character pair with the text
@@ -164,11 +174,15 @@ class Retriever:
         foreign = cjk < max(2, len(question.strip()) // 4)
         f = self.fusion
         wd = f.w_dense_foreign if foreign else f.w_dense
-        fused = self._rrf(bm, f.w_bm25, True) + self._rrf(de, wd, False)
-        if f.w_bigram:
+        words = self.query_tokens(question)
+        pairs = segment.bigrams(self.query_text(question))
+        fused = self._rrf(de, wd, False)
+        if self._informs(words, self.index.bm25.vocab, self.generic):
+            fused += self._rrf(bm, f.w_bm25, True)
+        if f.w_bigram and self._informs(pairs, self.index.bm25_bigram.vocab, self.generic_pairs):
             bg = self.bigram_scores(question) if bg is None else bg
             fused += self._rrf(bg, f.w_bigram, True)
-        if f.w_expansion:
+        if f.w_expansion and self._informs(words, self.index.bm25_expansion.vocab, self.generic):
             ex = self.expansion_scores(question) if ex is None else ex
             fused += self._rrf(ex, f.w_expansion, True)
         return fused

@@ -39,3 +39,15 @@ def test_typos_meet_the_standards_words(assistant: Assistant, typo: str, fixed: 
 def test_common_words_are_not_typos(assistant: Assistant) -> None:
     q = "公司的质量公式怎么算"  # 公式 is a word, not a typo of 公示
     assert assistant.retriever.query_text(q) == segment.expand(segment.normalize(q))
+
+
+def test_channels_that_match_only_shared_words_do_not_vote(assistant: Assistant) -> None:
+    """An English question meets the Chinese text only through CQO → 首席质量官, a word most
+    clauses share: the word-BM25 ranking is then clause length and is left out of the fusion."""
+    r = assistant.retriever
+    english = r.query_tokens("What competencies does the guideline expect a CQO to have?")
+    assert "首席质量官" in english and "首席质量官" in r.generic
+    assert not r._informs(english, r.index.bm25.vocab, r.generic)
+    assert r._informs(english, r.index.bm25_expansion.vocab, r.generic)  # English renderings
+    chinese = r.query_tokens("首席质量官需要什么学历？")
+    assert r._informs(chinese, r.index.bm25.vocab, r.generic)
