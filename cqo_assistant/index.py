@@ -168,7 +168,9 @@ def build_index(
         texts = [c.text for c in chunks]
         BM25Index.build(texts).save(tmp / "bm25")
         BM25Index.build(texts, segment.bigrams).save(tmp / "bm25_bigram")
-        BM25Index.build([c.expansion for c in chunks]).save(tmp / "bm25_expansion")
+        # a clause without expansions (a standard with no sidecar) is found here by its own
+        # text, so that channel does not rank such a standard's clauses last
+        BM25Index.build([c.expansion or c.text for c in chunks]).save(tmp / "bm25_expansion")
         progress("[3/4] BM25 indexes written (jieba words, character pairs, expansions)")
         client = chroma_client(tmp / "chroma", settings.chroma_url)
         if settings.chroma_url:  # a shared server: replace the collection in place
