@@ -84,7 +84,8 @@ class Retriever:
         self.generic_pairs = self._generic_terms(segment.bigrams)
         self.vocab = set(self.index.bm25.vocab) | set(self.index.bm25_expansion.vocab)
         # English words are judged by the vocabulary only when clauses have English renderings
-        self.english = any(t.isascii() and t.isalpha() for t in self.index.bm25_expansion.vocab)
+        # (expansions; the expansion channel's vocabulary also holds clause text, "gb" and all)
+        self.english = any(c.expansion for c in self.index.chunks)
         corpus = "".join(segment.normalize(c.text) for c in self.index.chunks)
         self._bigrams = frozenset(corpus[i : i + 2] for i in range(len(corpus) - 1))
         self._chars = frozenset(corpus)

@@ -108,3 +108,17 @@ def test_expansions_sidecar(tmp_path: Path, home: Path) -> None:
         side.write_text(bad, "utf-8")
         with pytest.raises(CorpusError, match=msg):
             build_index(s, progress=lambda _m: None)
+
+
+def test_without_expansions_english_words_are_judged_by_the_glossary(
+    tmp_path: Path, home: Path
+) -> None:
+    """No sidecar: the expansion channel indexes clause text (which has Latin tokens such as
+    "gb"), but English words still count through the glossary only, as before expansions."""
+    h = _copy_home(home, tmp_path / "h")
+    (h / "corpus" / "DB1302-T-589-2024.expansions.json").unlink()
+    s = Settings.load(home=h)
+    build_index(s, progress=lambda _m: None)
+    r = Assistant.load(s).retriever
+    assert "gb" in r.index.bm25_expansion.vocab
+    assert not r.english
