@@ -299,13 +299,8 @@ def calibrate_fusion(assistant: Any, items: Sequence[GoldItem], parents: dict) -
     }
     best, best_key = r.fusion, (-1.0, -1.0)
     weights = (0.0, 0.25, 0.5, 0.75, 1.0)
-    has_ex = any(c[3].any() for c in cache.values())
     grid = itertools.product(
-        (5, 10, 20, 60),
-        (*weights, 1.5, 2.0),
-        (0.5, 1.0, 2.0, 3.0),
-        weights,
-        weights if has_ex else (0.0,),
+        (5, 10, 20, 60), (*weights, 1.5, 2.0), (0.5, 1.0, 2.0, 3.0), weights, weights
     )
     for k, wd, wf, wb, we in grid:
         cfg = FusionConfig(

@@ -103,11 +103,8 @@ class BM25Index:
     ) -> BM25Index:
         vocab: dict[str, int] = {}
         ids = [[vocab.setdefault(t, len(vocab)) for t in tokenize(x)] for x in texts]
-        if not vocab:  # nothing to index (no expansions): bm25s needs a non-empty vocabulary
-            vocab[""] = 0
         model = bm25s.BM25(k1=1.2, b=0.75)
-        with np.errstate(invalid="ignore", divide="ignore"):  # all-empty texts: 0/0, unused
-            model.index(bm25s.tokenization.Tokenized(ids=ids, vocab=vocab), show_progress=False)
+        model.index(bm25s.tokenization.Tokenized(ids=ids, vocab=vocab), show_progress=False)
         return cls(model, vocab)
 
     def scores(self, tokens: list[str]) -> np.ndarray:

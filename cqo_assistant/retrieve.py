@@ -194,10 +194,11 @@ class Retriever:
         """All clauses ranked best first by ``method`` (hybrid | bm25 | dense)."""
         tokens = self.query_tokens(question)
         bm = self.index.bm25.scores(tokens)
+        ex = self.index.bm25_expansion.scores(tokens)  # fusion and abstention both use it
         de = self.dense_scores(question) if method != "bm25" else np.zeros_like(bm)
         fused = {"bm25": bm, "dense": de}.get(method)
         if fused is None:
-            fused = self.fuse(question, bm, de)
+            fused = self.fuse(question, bm, de, ex=ex)
         order = self._specific_first([int(i) for i in np.argsort(-fused, kind="stable")])
         order = self._definition_first(question, order)
         hits = [
@@ -211,7 +212,7 @@ class Retriever:
             )
             for i in order
         ]
-        return hits, self._signals(question, tokens, bm, de)
+        return hits, self._signals(question, tokens, bm, de, ex)
 
     def _specific_first(self, order: list[int], window: int = 5) -> list[int]:
         """A heading with no text of its own (chapter 8, 7.1) never outranks its own best
@@ -252,7 +253,7 @@ class Retriever:
         return False
 
     def _signals(
-        self, question: str, tokens: list[str], bm: np.ndarray, de: np.ndarray
+        self, question: str, tokens: list[str], bm: np.ndarray, de: np.ndarray, ex: np.ndarray
     ) -> QuerySignals:
         plain = segment.tokenize(segment.normalize(question))
         fired = bool(set(tokens) - set(plain))  # a synonym / glossary entry matched
@@ -281,7 +282,7 @@ class Retriever:
         )
         # the best word match in the standard's text or in its expansions (English questions
         # meet only the English renderings)
-        lexical = max(float(bm.max(initial=0.0)), float(self.expansion_scores(question).max()))
+        lexical = max(float(bm.max(initial=0.0)), float(ex.max(initial=0.0)))
         return QuerySignals(float(coverage), lexical, float(de.max(initial=0.0)), agree)
 
     def search(self, question: str, k: int = 5, method: str = "hybrid") -> list[Hit]:
