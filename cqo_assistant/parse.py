@@ -341,9 +341,11 @@ def load_expansions(corpus_dir: Path, standards: list[Standard]) -> dict[str, st
             data = json.loads(read_text(path))
         except ValueError as e:
             raise CorpusError(f"{path}: not valid JSON ({e}); fix it or remove the file") from None
+        if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
+            raise CorpusError(
+                f'{path}: expected {{"<clause number>": {{"en": ..., "ask": [...]}}, ...}}'
+            )
         by_number = {c.number: c.id for c in std.clauses}
-        if not isinstance(data, dict):
-            raise CorpusError(f"{path}: expected an object keyed by clause number")
         unknown = sorted(set(data) - set(by_number))
         if unknown:
             raise CorpusError(

@@ -104,7 +104,11 @@ def test_expansions_sidecar(tmp_path: Path, home: Path) -> None:
     a = Assistant.load(s)
     assert a.retriever.expansion_scores("被撸掉")[a.retriever.ids.index("9.5")] > 0
     assert "撸掉" not in a.ask("质量官犯错会被撸掉吗？").text  # matched, not quoted
-    for bad, msg in [("{", "not valid JSON"), ('{"99.9": {"en": "x"}}', "99.9")]:
+    for bad, msg in [
+        ("{", "not valid JSON"),
+        ('{"99.9": {"en": "x"}}', "99.9"),
+        ('{"9.5": ["x"]}', "expected"),
+    ]:
         side.write_text(bad, "utf-8")
         with pytest.raises(CorpusError, match=msg):
             build_index(s, progress=lambda _m: None)
