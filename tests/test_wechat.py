@@ -68,6 +68,14 @@ def reply_content(xml: str) -> str:
     return xmltodict.parse(xml)["xml"]["Content"]
 
 
+def decrypted_reply(crypto: Any, xml: str) -> str:
+    """The text of an encrypted (安全模式) reply, decrypted with WeChatCrypto / WeComCrypto."""
+    outer = xmltodict.parse(xml)["xml"]
+    return reply_content(
+        crypto.decrypt_message(xml, outer["MsgSignature"], outer["TimeStamp"], outer["Nonce"])
+    )
+
+
 def test_verification_handshake(base: str) -> None:
     r = httpx.get(f"{base}/wechat", params={**query(), "echostr": "hello123"})
     assert r.status_code == 200 and r.text == "hello123"
@@ -95,11 +103,7 @@ def test_safe_mode_message(base: str) -> None:
     params = {**query(ts, nonce), "encrypt_type": "aes", "msg_signature": sig}
     r = httpx.post(f"{base}/wechat", params=params, content=enc)
     assert r.status_code == 200
-    outer = xmltodict.parse(r.text)["xml"]
-    plain = crypto.decrypt_message(
-        r.text, outer["MsgSignature"], outer["TimeStamp"], outer["Nonce"]
-    )
-    assert "一票否决" in reply_content(plain)
+    assert "一票否决" in decrypted_reply(crypto, r.text)
     # a tampered msg_signature is refused
     bad = {**params, "msg_signature": "f" * 40}
     assert httpx.post(f"{base}/wechat", params=bad, content=enc).status_code == 403
@@ -200,11 +204,7 @@ def test_wecom_roundtrip(base: str) -> None:
     q = {"msg_signature": sig, "timestamp": ts, "nonce": nonce}
     r = httpx.post(f"{base}/wecom", params=q, content=enc)
     assert r.status_code == 200
-    outer = xmltodict.parse(r.text)["xml"]
-    plain = crypto.decrypt_message(
-        r.text, outer["MsgSignature"], outer["TimeStamp"], outer["Nonce"]
-    )
-    assert "大学专科" in reply_content(plain)
+    assert "大学专科" in decrypted_reply(crypto, r.text)
     assert (
         httpx.post(
             f"{base}/wecom", params={**q, "msg_signature": "0" * 40}, content=enc
