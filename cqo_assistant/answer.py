@@ -77,10 +77,16 @@ _UNIT_ASKS: tuple[tuple[str, str], ...] = (
 )
 
 
+_UNIT = r"(年|个?月|天|日|小时|学时|岁|次|名|人)"
+_CHOICE = re.compile(_N + _UNIT + r"\S{0,4}还是\s*" + _N + r"\1")  # "一年还是半年"
+
+
 def asked_unit(question: str) -> str | None:
     """None: not a quantity question; "": any figure answers it; else the unit a figure in the
     answer must carry (a question about years is not answered by a clause giving hours)."""
     q = question.lower()
+    if m := _CHOICE.search(q):
+        return re.escape(m.group(1))
     for ask, unit in _UNIT_ASKS:
         if re.search(ask, q):
             return unit
@@ -92,6 +98,10 @@ def gives_quantity(text: str, unit: str = "") -> bool:
 
 
 def is_covered(sig: QuerySignals, cfg: AnswerConfig) -> bool:
+    # it asks about something the standard never names, and the word and meaning matches do
+    # not point to one clause (when they do, the word is likely a variant of the standard's)
+    if sig.unknown and not sig.agree:
+        return False
     if sig.content_coverage >= cfg.min_coverage and sig.bm25_top >= cfg.min_bm25:
         return True
     return sig.dense_top >= cfg.min_dense and sig.agree

@@ -23,6 +23,7 @@ from .parse import Clause
 from .segment import DATA_DIR
 
 _CJK = re.compile(r"[\u4e00-\u9fff]")
+_LATIN = re.compile(r"[a-z][a-z0-9-]+")
 _DEFINITION_Q = re.compile(
     r"什么是|是什么|是指什么|指的是|啥是|是啥|定义|含义|概念|what is|what's|what does .* mean|defin"
 )
@@ -69,6 +70,9 @@ class QuerySignals:
     bm25_top: float  # best BM25 score over the clauses' text or their expansions
     dense_top: float
     agree: bool  # BM25's and dense's best clause are the same or parent/child
+    # what the question asks about (or names in Latin letters: IATF, Minitab) that the standard
+    # never uses: "有什么补贴政策" is not answered by clauses that share its other words
+    unknown: tuple[str, ...] = ()
 
 
 @dataclass
@@ -112,6 +116,16 @@ class Retriever:
         words most clauses share (an English question meets the Chinese text only through
         CQO → 首席质量官), its ranking is just clause length and must not vote."""
         return any(t in vocab and t not in generic for t in terms)
+
+    def _known(self, token: str) -> bool:
+        """A word of the standard (or of its expansions), a near form of one, or a glossary key."""
+        return (
+            token in self.vocab
+            or segment.stem(token) in self.vocab
+            or (not token.isascii() and self._near(token))
+            or _is_synonym_key(token)
+            or _triggers(token)
+        )
 
     def _near(self, token: str) -> bool:
         """A word the standard writes differently: it shares a character pair with the text
@@ -271,6 +285,18 @@ class Retriever:
             or (fired and _triggers(t))
             or (t.isascii() and _is_synonym_key(t))
         ]
+        unknown = [
+            t
+            for t in segment.asked_about(question)
+            # a single character is a piece of a word jieba did not know (a typo, a name)
+            if len(t) > 1
+            and t not in self.generic
+            and t not in segment.LIGHT_NOUNS
+            and not self._known(t)
+        ]
+        if _CJK.search(question):  # a name in Latin letters in a Chinese question
+            names = _LATIN.findall(segment.normalize(question))
+            unknown += [w for w in names if not self._known(w)]
         if specific:
             coverage = len(covered) / len(specific)
         else:
@@ -283,7 +309,9 @@ class Retriever:
         # the best word match in the standard's text or in its expansions (English questions
         # meet only the English renderings)
         lexical = max(float(bm.max(initial=0.0)), float(ex.max(initial=0.0)))
-        return QuerySignals(float(coverage), lexical, float(de.max(initial=0.0)), agree)
+        return QuerySignals(
+            float(coverage), lexical, float(de.max(initial=0.0)), agree, tuple(unknown)
+        )
 
     def search(self, question: str, k: int = 5, method: str = "hybrid") -> list[Hit]:
         return self.rank(question, method)[0][:k]

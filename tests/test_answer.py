@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from cqo_assistant import Assistant
-from cqo_assistant.answer import asked_unit, gives_quantity
+from cqo_assistant.answer import AnswerConfig, asked_unit, gives_quantity, is_covered
 from cqo_assistant.errors import InputError, UnknownClauseError
 from cqo_assistant.evaluate import load_gold, verbatim
 from cqo_assistant.parse import read_text
+from cqo_assistant.retrieve import QuerySignals
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -106,6 +108,8 @@ def test_answer_json_contract(assistant: Assistant) -> None:
         ("任期一般是几年？", "年", "任期届满，企业可根据考核结果续聘", False),
         ("最多可以设几名首席质量官？", "[次名位人]", "设置1名首席质量官", True),
         ("有哪些工作职责？", None, "", False),
+        ("检定周期是一年还是半年？", "年", "计量器具定期检定", False),  # a choice of figures
+        ("是厂长还是总经理？", None, "", False),
     ],
 )
 def test_quantity_questions_need_a_figure_in_the_unit_asked(
@@ -121,3 +125,34 @@ def test_quantity_question_abstains_when_the_best_clause_has_no_such_figure(
 ) -> None:
     assert not assistant.ask("首席质量官一届任期是几年？").found  # 9.2 gives no term length
     assert assistant.ask("没评上职称的话，得干几年质量才能当质量官？").found  # 5.1 e): 5年
+
+
+@pytest.mark.parametrize(
+    "q",
+    [
+        "北京市对设立首席质量官的企业有什么补贴政策？",  # 补贴: never in the standard
+        "IATF 16949审核时质量官需要准备哪些资料？",  # names another standard
+    ],
+)
+def test_asking_about_what_the_standard_never_names_abstains(assistant: Assistant, q: str) -> None:
+    signals = assistant.retriever.rank(q)[1]
+    assert signals.unknown and not signals.agree
+    assert not assistant.ask(q).found
+
+
+def test_an_unknown_word_is_no_reason_to_abstain_when_it_is_not_asked_about(
+    assistant: Assistant,
+) -> None:
+    # 光杆司令 / 说法 are not the standard's words, but the question asks what it says about a
+    # one-person quality department (4.3)
+    q = "我们厂质量部门就我一个人，首席质量官成了光杆司令，标准对这种情况有什么说法？"
+    assert not assistant.retriever.rank(q)[1].unknown
+    assert assistant.ask(q).found
+
+
+def test_an_unknown_asked_about_word_abstains_only_when_the_retrievers_disagree() -> None:
+    cfg = AnswerConfig()
+    sure = QuerySignals(1.0, 5.0, 0.95, True)
+    assert is_covered(sure, cfg)
+    assert is_covered(replace(sure, unknown=("本领",)), cfg)  # both point to one clause
+    assert not is_covered(replace(sure, unknown=("补贴",), agree=False), cfg)

@@ -51,3 +51,20 @@ def test_channels_that_match_only_shared_words_do_not_vote(assistant: Assistant)
     assert r._informs(english, r.index.bm25_expansion.vocab, r.generic)  # English renderings
     chinese = r.query_tokens("首席质量官需要什么学历？")
     assert r._informs(chinese, r.index.bm25.vocab, r.generic)
+
+
+@pytest.mark.parametrize(
+    ("question", "asked"),
+    [
+        ("首席质量官备案需要向哪个部门提交哪些材料？", ["部门", "材料"]),
+        ("GB/T 19580卓越绩效评价准则的评分总分是多少？", ["总分", "评分"]),
+        ("政府对设立首席质量官的企业有什么财政补贴？", ["财政补贴"]),  # not 企业
+        ("首席質量官是什麼？", ["首席质量官"]),
+        ("明天天气怎么样？", ["天气", "明天"]),
+        ("首席质量官需要具备什么样的能力？", ["能力"]),
+        ("首席质量官要不要保密？", []),
+        ("What salary range is typical for a CQO?", []),
+    ],
+)
+def test_asked_about(question: str, asked: list[str]) -> None:
+    assert segment.asked_about(question) == asked
