@@ -73,6 +73,7 @@ _UNIT_ASKS: tuple[tuple[str, str], ...] = (
     (r"几年|多少年|how many years", "年"),
     (r"多久|多长时间|how long", "(?:年|个?月|天|日|小时)"),
     (r"几[次名位人]|多少[次名位人]|how many (?:times|people|persons)", "[次名位人]"),
+    (r"多少分(?!钟)|几分(?!钟|之)|满分|总分|分值|how many points", "分(?!钟|之)"),
     (r"多少|最多|最少|上限|下限|比例|how (?:much|many)|what percentage|maximum|minimum", ""),
 )
 
@@ -93,7 +94,12 @@ def asked_unit(question: str) -> str | None:
     return None
 
 
+# a standard's designation is a name, not a figure ("按GB/T 19580导入卓越绩效管理")
+_DESIGNATION = re.compile(r"[A-Z]{1,4}\d*(?:/[A-Z])?\s*\d+(?:\.\d+)*(?:\s*[—-]\s*\d{4})?")
+
+
 def gives_quantity(text: str, unit: str = "") -> bool:
+    text = _DESIGNATION.sub(" ", text)
     return bool(re.search(_N + unit if unit else r"\d|%|百分之", text))
 
 
