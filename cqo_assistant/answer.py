@@ -193,6 +193,8 @@ def compose(
         refs = "、".join(_standard_ref(clauses[c.clause]) for c in related)
         std = clauses[hits[0].clause_id].standard if hits else "本标准"
         text = f"本标准（{std}）未涉及这个问题，无法依据本标准回答。"
+        if signals.unknown and not signals.agree:  # say what it lacks
+            text += f"（本标准中没有“{'”“'.join(signals.unknown)}”。）"
         if related:
             text += f"\n相关条款（仅供参考）：{refs}"
         return Answer(question, False, text, (), related, ranked)
