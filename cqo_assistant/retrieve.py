@@ -285,14 +285,13 @@ class Retriever:
             or (fired and _triggers(t))
             or (t.isascii() and _is_synonym_key(t))
         ]
+        # words the standard does not know (a single character is a piece of a word jieba did
+        # not know: a typo, a name); only if there are any, which of them are asked about
+        strange = {t for t in plain if len(t) > 1 and not t.isascii() and not self._known(t)}
         unknown = [
             t
-            for t in segment.asked_about(question)
-            # a single character is a piece of a word jieba did not know (a typo, a name)
-            if len(t) > 1
-            and t not in self.generic
-            and t not in segment.LIGHT_NOUNS
-            and not self._known(t)
+            for t in (segment.asked_about(question) if strange else [])
+            if t in strange and t not in self.generic and t not in segment.LIGHT_NOUNS
         ]
         if _CJK.search(question):  # a name in Latin letters in a Chinese question
             names = _LATIN.findall(segment.normalize(question))
