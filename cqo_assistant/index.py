@@ -61,6 +61,19 @@ def corpus_hashes(corpus_dir: Path) -> dict[str, str]:
     return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
 
 
+# the word-splitting data the BM25 indexes are built with (not the query-time glossary)
+SEGMENTER_FILES = ("userdict.txt", "stopwords.txt")
+
+
+def segmenter_hash() -> str:
+    """sha256 of the domain dictionary and stop words: the BM25 vocabularies depend on them, so
+    an index built before they changed (an upgrade of this package) is stale."""
+    h = hashlib.sha256()
+    for name in SEGMENTER_FILES:
+        h.update((segment.DATA_DIR / name).read_bytes())
+    return h.hexdigest()
+
+
 def _chunk_key(chunk: Chunk, embedder_name: str) -> str:
     key = f"{embedder_name}\n{chunk.clause_id}\n{chunk.passage}"
     return hashlib.sha256(key.encode()).hexdigest()
@@ -193,6 +206,7 @@ def build_index(
             "embed_model": settings.embed_model,
             "dim": embedder.dim,
             "corpus": corpus_hashes(settings.corpus_dir),
+            "segmenter": segmenter_hash(),
             "standards": [s.code for s in standards],
             "clause_count": len(chunks),
             "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -239,6 +253,8 @@ def check_manifest(manifest: dict[str, Any], settings: Settings) -> None:
         built = manifest.get("corpus", {})
         changed = sorted(n for n in set(built) | set(current) if built.get(n) != current.get(n))
         problems.append(f"corpus changed: {', '.join(changed)}")
+    if manifest.get("segmenter") != segmenter_hash():
+        problems.append(f"word-splitting data changed ({', '.join(SEGMENTER_FILES)})")
     if problems:
         raise IndexStaleError(
             f"索引已过期 / index in {settings.index_dir} is stale: {'; '.join(problems)}. "

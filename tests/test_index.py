@@ -60,6 +60,20 @@ def test_stale_on_other_embedder_or_format(tmp_path: Path, home: Path) -> None:
         Assistant.load(Settings.load(home=h))
 
 
+def test_stale_when_built_with_another_dictionary(tmp_path: Path, home: Path) -> None:
+    """An index whose BM25 vocabularies came from another user dictionary / stop-word list
+    (e.g. before a package upgrade) is refused; rebuilding fixes it."""
+    h = _copy_home(home, tmp_path / "h")
+    mf = h / "index" / "manifest.json"
+    m = json.loads(mf.read_text())
+    assert len(m["segmenter"]) == 64
+    mf.write_text(json.dumps({**m, "segmenter": "0" * 64}))
+    with pytest.raises(IndexStaleError, match=r"word-splitting data changed.*cqo index"):
+        Assistant.load(Settings.load(home=h))
+    build_index(Settings.load(home=h), progress=lambda _m: None)
+    assert Assistant.load(Settings.load(home=h)).ask("首席质量官需要什么学历？").found
+
+
 def test_incremental_rebuild_and_atomic_swap(tmp_path: Path, home: Path) -> None:
     h = _copy_home(home, tmp_path / "h")
     logs: list[str] = []
