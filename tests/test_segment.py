@@ -68,3 +68,11 @@ def test_channels_that_match_only_shared_words_do_not_vote(assistant: Assistant)
 )
 def test_asked_about(question: str, asked: list[str]) -> None:
     assert segment.asked_about(question) == asked
+
+
+def test_the_standards_own_names_are_words() -> None:
+    """唐山 and the drafters' names were cut into single characters (唐/山, 王/超), which every
+    question containing 超 or 山 then "shared" with the foreword."""
+    assert segment.tokenize("唐山这周末会下雨吗？") == ["唐山", "周末", "下雨"]
+    assert "王超" in segment.tokenize("本文件主要起草人：王超、任双武、郭锐")
+    assert "超" not in segment.tokenize("本文件主要起草人：王超、任双武、郭锐")
