@@ -10,7 +10,7 @@ the gold dev split by ``cqo eval --calibrate`` (stored in ``data/calibration.jso
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from .parse import Clause, cite_label
@@ -53,13 +53,24 @@ class AnswerConfig:
     min_coverage: float = 0.5  # share of the question's specific words found in the standard
     min_bm25: float = 1.0
     min_dense: float = 0.86  # dense cosine that alone is enough to answer
+    # dense cosine below which a question with words the standard lacks is off-topic, whatever
+    # words it shares (唐山 in "唐山这周末会下雨吗"; "王超是谁" uses only the standard's words)
+    dense_floor: float = 0.0
     cite_ratio: float = 0.75  # cite further hits scoring ≥ this share of the best
     max_citations: int = 3
 
     @classmethod
-    def load(cls) -> AnswerConfig:
-        data = load_calibration().get("answer", {})
-        return cls(**{k: v for k, v in data.items() if k in cls.__annotations__})
+    def load(cls, embedder: str | None = None) -> AnswerConfig:
+        """The calibrated thresholds. Cosines are on each model's own scale, so for an index
+        built with another embedder than the one calibrated (``CQO_EMBED_MODEL``) the dense
+        thresholds are left out — words alone decide — until ``cqo eval --split dev
+        --calibrate`` is run for it."""
+        calibration = load_calibration()
+        data = calibration.get("answer", {})
+        cfg = cls(**{k: v for k, v in data.items() if k in cls.__annotations__})
+        if embedder and calibration.get("embedder", embedder) != embedder:
+            cfg = replace(cfg, min_dense=float("inf"), dense_floor=0.0)
+        return cfg
 
 
 # "How many / how long / how much" questions, and the unit the figure must carry
@@ -104,6 +115,8 @@ def gives_quantity(text: str, unit: str = "") -> bool:
 
 
 def is_covered(sig: QuerySignals, cfg: AnswerConfig) -> bool:
+    if sig.dense_top < cfg.dense_floor and sig.content_coverage < 1.0:
+        return False
     # it asks about something the standard never names, and the word and meaning matches do
     # not point to one clause (when they do, the word is likely a variant of the standard's)
     if sig.unknown and not sig.agree:

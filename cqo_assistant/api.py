@@ -44,7 +44,7 @@ class Assistant:
     def load(cls, settings: Settings | None = None, **overrides: Any) -> Assistant:
         settings = settings or Settings.load(**overrides)
         index = load_index(settings)
-        return cls(settings, index, Retriever(index))
+        return cls(settings, index, Retriever(index), AnswerConfig.load(index.embedder.name))
 
     @property
     def clause_map(self) -> dict[str, Clause]:

@@ -331,12 +331,13 @@ def calibrate_answer(
     neg = [(i, h, s) for i, h, s in rows if not i.gold]
     base = assistant.config
     best, best_key = base, (-1.0, -1.0)
-    for cov, b, d in itertools.product(
+    for cov, b, d, floor in itertools.product(
         (0.0, 0.25, 0.34, 0.4, 0.5, 0.6, 0.67, 0.75, 1.0),
         (0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0),
         (0.84, 0.85, 0.86, 0.87, 0.88, 0.89, 0.9, 0.92, 1.01),
+        (0.0, 0.83, 0.84, 0.85, 0.86, 0.87, 0.88),
     ):
-        cfg = replace(base, min_coverage=cov, min_bm25=b, min_dense=d)
+        cfg = replace(base, min_coverage=cov, min_bm25=b, min_dense=d, dense_floor=floor)
         wrong = sum(1 for _, _, s in ans if not is_covered(s, cfg)) / max(1, len(ans))
         if wrong > max_wrong:
             continue
@@ -461,6 +462,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
             "command": _command_line(),
             "date": time.strftime("%Y-%m-%d"),
             "split": "dev",
+            "embedder": assistant.index.embedder.name,
             "fusion": asdict(fusion),
             "answer": asdict(cfg),
         }

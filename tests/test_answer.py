@@ -157,3 +157,36 @@ def test_an_unknown_asked_about_word_abstains_only_when_the_retrievers_disagree(
     assert is_covered(sure, cfg)
     assert is_covered(replace(sure, unknown=("本领",)), cfg)  # both point to one clause
     assert not is_covered(replace(sure, unknown=("补贴",), agree=False), cfg)
+
+
+def test_dense_floor_marks_off_topic_questions_that_share_a_word() -> None:
+    cfg = AnswerConfig(min_coverage=0.4, min_bm25=0.0, dense_floor=0.84)
+    shares_a_name = QuerySignals(0.5, 2.5, 0.83, False)  # "唐山这周末会下雨吗"
+    assert not is_covered(shares_a_name, cfg)
+    assert is_covered(replace(shares_a_name, dense_top=0.86), cfg)
+    # only the standard's words ("王超是谁？", a drafter named in the foreword): not off-topic
+    assert is_covered(replace(shares_a_name, content_coverage=1.0), cfg)
+
+
+def test_dense_thresholds_apply_only_to_the_calibrated_embedder() -> None:
+    from cqo_assistant.retrieve import load_calibration
+
+    calibrated = load_calibration()["embedder"]
+    cfg = AnswerConfig.load(calibrated)
+    assert cfg == AnswerConfig.load() and cfg.dense_floor > 0
+    other = AnswerConfig.load("sentence-transformers:bge-small-zh:abc")
+    assert other.dense_floor == 0.0 and other.min_dense == float("inf")
+    assert other.min_coverage == cfg.min_coverage  # the word thresholds still hold
+    # a cosine on another model's scale neither answers nor abstains on its own
+    assert not is_covered(QuerySignals(0.0, 0.0, 0.99, True), other)
+    assert is_covered(QuerySignals(1.0, 3.0, 0.10, False), other)
+
+
+@pytest.mark.parametrize("q", ["唐山明天会刮大风吗？", "唐山有什么好玩的景点？"])
+def test_off_topic_question_naming_the_standards_city(assistant: Assistant, q: str) -> None:
+    assert not assistant.ask(q).found
+
+
+def test_a_drafter_named_in_the_foreword(assistant: Assistant) -> None:
+    ans = assistant.ask("王超是谁？")
+    assert ans.found and ans.citations[0].clause == "前言"
