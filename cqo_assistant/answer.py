@@ -69,8 +69,12 @@ class AnswerConfig:
         data = calibration.get("answer", {})
         cfg = cls(**{k: v for k, v in data.items() if k in cls.__annotations__})
         if embedder and calibration.get("embedder", embedder) != embedder:
-            cfg = replace(cfg, min_dense=float("inf"), dense_floor=0.0)
+            return cfg.words_only()
         return cfg
+
+    def words_only(self) -> AnswerConfig:
+        """Without the dense thresholds: for BM25 alone, or cosines on an uncalibrated scale."""
+        return replace(self, min_dense=float("inf"), dense_floor=0.0)
 
 
 # "How many / how long / how much" questions, and the unit the figure must carry

@@ -88,13 +88,18 @@ class Assistant:
         self, question: str, history: list[str] | None = None, method: str = "hybrid"
     ) -> Answer:
         q = check_question(question, self.settings.max_question_chars)
+        cfg = self.answer_config(method)
         hits, signals = self.retriever.rank(q, method)
         context = self.contextualize(q, history)
         # A follow-up that the standard answers on its own ("那什么情况下会被解聘？") keeps its
         # own words; one that does not ("具体有哪些？") is retrieved with the previous question.
-        if context != q and not is_covered(signals, self.config):
+        if context != q and not is_covered(signals, cfg):
             hits, signals = self.retriever.rank(context, method)
-        return compose(q, hits, signals, self.clause_map, self.config)
+        return compose(q, hits, signals, self.clause_map, cfg)
+
+    def answer_config(self, method: str = "hybrid") -> AnswerConfig:
+        """BM25 alone has no dense scores: its answers are judged on words only."""
+        return self.config.words_only() if method == "bm25" else self.config
 
 
 def normalize_id(clause_id: str) -> str:

@@ -199,7 +199,8 @@ def run_method(
             ranked, answer, sig = naive.rank(item.question), None, None
         else:
             hits, sig = assistant.retriever.rank(item.question, method)
-            answer = compose(item.question, hits, sig, assistant.clause_map, assistant.config)
+            cfg = assistant.answer_config(method)
+            answer = compose(item.question, hits, sig, assistant.clause_map, cfg)
             ranked = [h.clause_id for h in hits[:10]]
         res.runs.append(Run(item, ranked[:10], answer, time.perf_counter() - t0, sig))
         if n % 10 == 0 or n == len(items):

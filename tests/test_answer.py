@@ -175,6 +175,7 @@ def test_dense_thresholds_apply_only_to_the_calibrated_embedder() -> None:
     cfg = AnswerConfig.load(calibrated)
     assert cfg == AnswerConfig.load() and cfg.dense_floor > 0
     other = AnswerConfig.load("sentence-transformers:bge-small-zh:abc")
+    assert other == cfg.words_only()
     assert other.dense_floor == 0.0 and other.min_dense == float("inf")
     assert other.min_coverage == cfg.min_coverage  # the word thresholds still hold
     # a cosine on another model's scale neither answers nor abstains on its own
@@ -190,3 +191,12 @@ def test_off_topic_question_naming_the_standards_city(assistant: Assistant, q: s
 def test_a_drafter_named_in_the_foreword(assistant: Assistant) -> None:
     ans = assistant.ask("王超是谁？")
     assert ans.found and ans.citations[0].clause == "前言"
+
+
+def test_bm25_alone_is_judged_on_words(assistant: Assistant) -> None:
+    """BM25 has no dense scores (0.0): the dense floor must not make it abstain on everything."""
+    q = "首席质量官直接领导哪些部门，比如车间？"  # 车间 is not the standard's word
+    assert assistant.retriever.rank(q, "bm25")[1].content_coverage < 1.0
+    ans = assistant.ask(q, method="bm25")
+    assert ans.found and ans.citations[0].clause == "4.4"
+    assert not assistant.ask("首席质量官的工资是多少", method="bm25").found
