@@ -130,6 +130,13 @@ def is_covered(sig: QuerySignals, cfg: AnswerConfig) -> bool:
     return sig.dense_top >= cfg.min_dense and sig.agree
 
 
+def states_figure(question: str, hits: list[Hit], clauses: dict[str, Clause]) -> bool:
+    """False when a figure is asked for and the best clause (its list items count as its text)
+    states none in the unit asked for; True for any other question."""
+    unit = asked_unit(question)
+    return unit is None or gives_quantity(_full_text(clauses[hits[0].clause_id], clauses), unit)
+
+
 def _full_text(clause: Clause, clauses: dict[str, Clause]) -> str:
     return "".join([clause.text, *(clauses[c].text for c in clause.children)])
 
@@ -199,12 +206,7 @@ def compose(
     cfg: AnswerConfig,
 ) -> Answer:
     ranked = tuple(h.clause_id for h in hits[:10])
-    found = bool(hits) and is_covered(signals, cfg)
-    unit = asked_unit(question) if found else None
-    if unit is not None:
-        # a figure is asked for: the standard answers only if the best clause states one in the
-        # unit asked for (its list items count as its text)
-        found = gives_quantity(_full_text(clauses[hits[0].clause_id], clauses), unit)
+    found = bool(hits) and is_covered(signals, cfg) and states_figure(question, hits, clauses)
     if not found:
         related = tuple(_cite(h) for h in hits[:3])
         refs = "、".join(_standard_ref(clauses[c.clause]) for c in related)

@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from .answer import Answer, AnswerConfig, compose, is_covered
+from .answer import Answer, AnswerConfig, compose, is_covered, states_figure
 from .errors import InputError
 from .parse import Clause, read_text
 from .retrieve import FusionConfig, QuerySignals
@@ -325,11 +325,18 @@ def calibrate_fusion(assistant: Any, items: Sequence[GoldItem], parents: dict) -
 def calibrate_answer(
     assistant: Any, items: Sequence[GoldItem], parents: dict, max_wrong: float = 0.02
 ) -> AnswerConfig:
-    """Abstention thresholds: most negatives abstained with ≤ max_wrong answerable abstained;
-    then the citation ratio with the best citation F1."""
+    """Abstention thresholds: most negatives abstained with ≤ max_wrong answerable abstained,
+    counting what the answer step does after them (a figure asked for and not stated abstains
+    whatever the thresholds); then the citation ratio with the best citation F1."""
     rows = [(i, *assistant.retriever.rank(i.question)) for i in items]
+    clauses = assistant.clause_map
+    figure = {i.id: bool(h) and states_figure(i.question, h, clauses) for i, h, _ in rows}
     ans = [(i, h, s) for i, h, s in rows if i.gold]
     neg = [(i, h, s) for i, h, s in rows if not i.gold]
+
+    def abstains(i: GoldItem, s: QuerySignals, cfg: AnswerConfig) -> bool:
+        return not (figure[i.id] and is_covered(s, cfg))
+
     base = assistant.config
     best, best_key = base, (-1.0, -1.0)
     for cov, b, d, floor in itertools.product(
@@ -339,10 +346,10 @@ def calibrate_answer(
         (0.0, 0.83, 0.84, 0.85, 0.86, 0.87, 0.88),
     ):
         cfg = replace(base, min_coverage=cov, min_bm25=b, min_dense=d, dense_floor=floor)
-        wrong = sum(1 for _, _, s in ans if not is_covered(s, cfg)) / max(1, len(ans))
+        wrong = sum(abstains(i, s, cfg) for i, _, s in ans) / max(1, len(ans))
         if wrong > max_wrong:
             continue
-        abst = sum(1 for _, _, s in neg if not is_covered(s, cfg)) / max(1, len(neg))
+        abst = sum(abstains(i, s, cfg) for i, _, s in neg) / max(1, len(neg))
         key = (abst, -wrong)
         if key > best_key:
             best, best_key = cfg, key

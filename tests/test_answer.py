@@ -200,3 +200,18 @@ def test_bm25_alone_is_judged_on_words(assistant: Assistant) -> None:
     ans = assistant.ask(q, method="bm25")
     assert ans.found and ans.citations[0].clause == "4.4"
     assert not assistant.ask("首席质量官的工资是多少", method="bm25").found
+
+
+def test_states_figure(assistant: Assistant) -> None:
+    from cqo_assistant.answer import states_figure
+
+    def top(q: str) -> list:
+        return assistant.retriever.rank(q)[0]
+
+    clauses = assistant.clause_map
+    q = "首席质量官一届任期是几年？"  # 9.2 speaks of the term but gives no length
+    assert top(q)[0].clause_id == "9.2" and not states_figure(q, top(q), clauses)
+    q = "首席质量官要有几年质量工作经历？"  # 5.1 e): 5年以上
+    assert states_figure(q, top(q), clauses)
+    q = "首席质量官有哪些职权？"  # not a quantity question
+    assert states_figure(q, top(q), clauses)
