@@ -53,8 +53,9 @@ class AnswerConfig:
     min_coverage: float = 0.5  # share of the question's specific words found in the standard
     min_bm25: float = 1.0
     min_dense: float = 0.86  # dense cosine that alone is enough to answer
-    # dense cosine below which a question with words the standard lacks is off-topic, whatever
-    # words it shares (唐山 in "唐山这周末会下雨吗"; "王超是谁" uses only the standard's words)
+    # dense cosine below which a Chinese question with words the standard lacks is off-topic,
+    # whatever words it shares (唐山 in "唐山这周末会下雨吗"; "王超是谁" uses only the standard's
+    # words; an English question's cosines to the Chinese text run lower, so it is not judged so)
     dense_floor: float = 0.0
     cite_ratio: float = 0.75  # cite further hits scoring ≥ this share of the best
     max_citations: int = 3
@@ -119,7 +120,7 @@ def gives_quantity(text: str, unit: str = "") -> bool:
 
 
 def is_covered(sig: QuerySignals, cfg: AnswerConfig) -> bool:
-    if sig.dense_top < cfg.dense_floor and sig.content_coverage < 1.0:
+    if sig.dense_top < cfg.dense_floor and sig.content_coverage < 1.0 and not sig.foreign:
         return False
     # it asks about something the standard never names, and the word and meaning matches do
     # not point to one clause (when they do, the word is likely a variant of the standard's)

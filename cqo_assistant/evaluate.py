@@ -343,7 +343,7 @@ def calibrate_answer(
         (0.0, 0.25, 0.34, 0.4, 0.5, 0.6, 0.67, 0.75, 1.0),
         (0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0),
         (0.84, 0.85, 0.86, 0.87, 0.88, 0.89, 0.9, 0.92, 1.01),
-        (0.0, 0.83, 0.84, 0.85, 0.86, 0.87, 0.88),
+        (0.0, 0.83, 0.84, 0.85, 0.86, 0.87, 0.88, 0.89, 0.9),
     ):
         cfg = replace(base, min_coverage=cov, min_bm25=b, min_dense=d, dense_floor=floor)
         wrong = sum(abstains(i, s, cfg) for i, _, s in ans) / max(1, len(ans))

@@ -73,6 +73,7 @@ class QuerySignals:
     # what the question asks about (or names in Latin letters: IATF, Minitab) that the standard
     # never uses: "有什么补贴政策" is not answered by clauses that share its other words
     unknown: tuple[str, ...] = ()
+    foreign: bool = False  # mostly not Chinese (English): its cosines to Chinese text run lower
 
 
 @dataclass
@@ -187,10 +188,8 @@ class Retriever:
     ) -> np.ndarray:
         """Weighted RRF of word BM25, dense, character-pair BM25 and expansion BM25; dense
         weighs differently when the question is mostly not Chinese."""
-        cjk = len(_CJK.findall(question))
-        foreign = cjk < max(2, len(question.strip()) // 4)
         f = self.fusion
-        wd = f.w_dense_foreign if foreign else f.w_dense
+        wd = f.w_dense_foreign if is_foreign(question) else f.w_dense
         words = self.query_tokens(question)
         pairs = segment.bigrams(self.query_text(question))
         fused = self._rrf(de, wd, False)
@@ -309,11 +308,21 @@ class Retriever:
         # meet only the English renderings)
         lexical = max(float(bm.max(initial=0.0)), float(ex.max(initial=0.0)))
         return QuerySignals(
-            float(coverage), lexical, float(de.max(initial=0.0)), agree, tuple(unknown)
+            float(coverage),
+            lexical,
+            float(de.max(initial=0.0)),
+            agree,
+            tuple(unknown),
+            is_foreign(question),
         )
 
     def search(self, question: str, k: int = 5, method: str = "hybrid") -> list[Hit]:
         return self.rank(question, method)[0][:k]
+
+
+def is_foreign(question: str) -> bool:
+    """Mostly not Chinese (an English question)."""
+    return len(_CJK.findall(question)) < max(2, len(question.strip()) // 4)
 
 
 def _is_synonym_key(token: str) -> bool:

@@ -166,6 +166,8 @@ def test_dense_floor_marks_off_topic_questions_that_share_a_word() -> None:
     assert is_covered(replace(shares_a_name, dense_top=0.86), cfg)
     # only the standard's words ("王超是谁？", a drafter named in the foreword): not off-topic
     assert is_covered(replace(shares_a_name, content_coverage=1.0), cfg)
+    # an English question's cosines to the Chinese text run lower: the floor does not judge it
+    assert is_covered(replace(shares_a_name, foreign=True), cfg)
 
 
 def test_dense_thresholds_apply_only_to_the_calibrated_embedder() -> None:
