@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
-from cqo_assistant.evaluate import citation_pr, first_rank, matches, ranking_metrics, verbatim
+from cqo_assistant.evaluate import (
+    choose_thresholds,
+    citation_pr,
+    first_rank,
+    matches,
+    ranking_metrics,
+    verbatim,
+)
 
 PARENTS = {"5": None, "5.1": "5", "5.1 a)": "5.1", "5.1 e)": "5.1", "7": None, "7.3": "7",
            "7.3 c)": "7.3", "8.1": None, "8.1 d)": "8.1"}  # fmt: skip
@@ -51,3 +59,25 @@ def test_verbatim() -> None:
     assert verbatim("具有良好的思想政治素质；", raw)
     assert not verbatim("具有良好的政治素质；", raw)
     assert not verbatim("", raw)
+
+
+def test_choose_thresholds_by_cross_validation() -> None:
+    """Hand-checked: q0, q1 answerable, q2, q3 negative; folds {q0, q2} and {q1, q3}.
+    c0 answers all; c1 abstains on q0, q2, q3; c2 abstains on q2 only."""
+
+    abstains = np.array(
+        [[False, False, False, False], [True, False, True, True], [False, False, True, False]]
+    )
+    answerable = np.array([True, True, False, False])
+    fold = np.array([0, 1, 0, 1])
+    # budget 0.5: trained on {q1, q3} c1 wins (catches q3, loses nothing) and loses q0 held out;
+    # trained on {q0, q2} c1 loses q0 (1.0 > 0.5), c2 wins and loses nothing held out → 0.5 ≤ 0.5
+    chosen, tried = choose_thresholds(abstains, answerable, fold, max_wrong=0.5)
+    assert chosen == 1  # all questions, budget 0.5: c1 (loses 1 of 2, catches 2 of 2)
+    assert tried == [{"budget": 0.5, "cv_wrongly_abstained": 0.5, "cv_negatives_abstained": 0.5}]
+    # max_wrong 0.25: every budget still picks c1 on {q1, q3} (held-out loss 0.5 > 0.25), so all
+    # five are tried and the last, 0, picks c2 on all questions (c1 loses q0)
+    chosen, tried = choose_thresholds(abstains, answerable, fold, max_wrong=0.25)
+    assert chosen == 2
+    assert [t["budget"] for t in tried] == [0.25, 0.015, 0.01, 0.005, 0.0]
+    assert all(t["cv_wrongly_abstained"] == 0.5 for t in tried)
