@@ -334,11 +334,15 @@ def choose_thresholds(
     def pick(budget: float, use: np.ndarray) -> int:
         wrong = abstains[:, use & answerable].mean(axis=1)
         caught = abstains[:, use & ~answerable].mean(axis=1)
-        # most negatives caught, then fewest answerable lost (caught moves in steps ≫ 1e-3)
-        return int(np.argmax(np.where(wrong <= budget, caught - 1e-3 * wrong, -np.inf)))
+        ok = np.flatnonzero(wrong <= budget)
+        if not ok.size:  # nothing within the budget: the sets that lose fewest
+            ok = np.flatnonzero(wrong == wrong.min())
+        # most negatives caught, then fewest answerable lost, then the first set
+        return int(ok[np.lexsort((ok, wrong[ok], -caught[ok]))[0]])
 
     tried: list[dict[str, float]] = []
-    for budget in dict.fromkeys((max_wrong, 0.015, 0.01, 0.005, 0.0)):
+    budgets = {max_wrong, 0.015, 0.01, 0.005, 0.0}
+    for budget in sorted((b for b in budgets if b <= max_wrong), reverse=True):
         picks = [(k, pick(budget, fold != k)) for k in np.unique(fold)]
         lost = np.concatenate([abstains[c, (fold == k) & answerable] for k, c in picks])
         caught = np.concatenate([abstains[c, (fold == k) & ~answerable] for k, c in picks])
