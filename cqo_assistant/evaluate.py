@@ -193,13 +193,13 @@ def run_method(
 ) -> MethodResult:
     res = MethodResult(method)
     naive = Naive(assistant) if method == "naive" else None
+    cfg = assistant.answer_config(method)
     for n, item in enumerate(items, 1):
         t0 = time.perf_counter()
         if naive is not None:
             ranked, answer, sig = naive.rank(item.question), None, None
         else:
             hits, sig = assistant.retriever.rank(item.question, method)
-            cfg = assistant.answer_config(method)
             answer = compose(item.question, hits, sig, assistant.clause_map, cfg)
             ranked = [h.clause_id for h in hits[:10]]
         res.runs.append(Run(item, ranked[:10], answer, time.perf_counter() - t0, sig))
