@@ -9,6 +9,7 @@ the gold dev split by ``cqo eval --calibrate`` (stored in ``data/calibration.jso
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import asdict, dataclass, replace
 from typing import Any
@@ -25,25 +26,112 @@ class Citation:
     score: float
 
 
+ANSWERED, CLOSEST, NOT_COVERED = "answered", "closest", "not_covered"
+COVERAGE = (ANSWERED, CLOSEST, NOT_COVERED)
+
+
 @dataclass(frozen=True)
 class Answer:
     question: str
-    found: bool
+    found: bool  # True only when ``coverage`` is "answered"
     text: str
-    citations: tuple[Citation, ...]  # what the answer rests on (empty when not found)
-    related: tuple[Citation, ...] = ()  # closest clauses offered when not found
+    citations: tuple[Citation, ...]  # what the answer rests on (empty when not answered)
+    related: tuple[Citation, ...] = ()  # closest clauses offered when not answered
     ranked: tuple[str, ...] = ()  # up to 10 clause ids, best first
+    # "answered": a cited answer; "closest": no clause clearly answers, the nearest is quoted;
+    # "not_covered": clearly outside the standard
+    coverage: str = ANSWERED
 
     def to_json(self, qid: Any = None) -> dict[str, Any]:
         return {
             "id": qid,
             "question": self.question,
             "found": self.found,
+            "coverage": self.coverage,
             "answer": self.text,
             "citations": [asdict(c) for c in self.citations],
             "related": [asdict(c) for c in self.related],
             "ranked": list(self.ranked),
         }
+
+
+# What the answerability judge reads: the word/meaning signals, the rules below as one vote, and
+# the question bank's nearest questions (answerable vs unanswerable neighbours).
+FEATURES = (
+    "rules",
+    "figure",
+    "coverage",
+    "bm25",
+    "unknown",
+    "refs",
+    "margin",
+    "foreign",
+    "dense",
+    "agree",
+    "bank_pos",
+    "bank_neg",
+    "bank_gap",
+    "bank_neg_share",
+    "bank_agree",
+)
+WORD_FEATURES = FEATURES[:8]  # no cosines: for BM25 alone or an uncalibrated embedder
+
+
+def features(sig: QuerySignals, rules: bool, figure: bool) -> dict[str, float]:
+    return {
+        "rules": float(rules),
+        "figure": float(figure),
+        "coverage": sig.content_coverage,
+        "bm25": math.log1p(max(sig.bm25_top, 0.0)),
+        "unknown": float(bool(sig.unknown)),
+        "refs": float(sig.refs),
+        "margin": sig.margin,
+        "foreign": float(sig.foreign),
+        "dense": sig.dense_top,
+        "agree": float(sig.agree),
+        "bank_pos": sig.bank_pos,
+        "bank_neg": sig.bank_neg,
+        "bank_gap": sig.bank_pos - sig.bank_neg,
+        "bank_neg_share": sig.bank_neg_share,
+        "bank_agree": float(sig.bank_agree),
+    }
+
+
+@dataclass(frozen=True)
+class Judge:
+    """A logistic model of "the standard answers this", fitted on dev (``cqo eval
+    --calibrate``), with two cut-offs chosen by cross-validation: at or above ``answer_at`` the
+    answer is cited, below ``closest_at`` the question is outside the standard, in between the
+    closest clause is offered as such."""
+
+    names: tuple[str, ...]
+    mean: tuple[float, ...]
+    scale: tuple[float, ...]
+    weights: tuple[float, ...]
+    bias: float
+    answer_at: float
+    closest_at: float
+
+    def prob(self, feats: dict[str, float]) -> float:
+        z = self.bias + sum(
+            w * (feats[n] - m) / sc
+            for n, m, sc, w in zip(self.names, self.mean, self.scale, self.weights, strict=True)
+        )
+        return 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, z))))
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any] | None) -> Judge | None:
+        if not d:
+            return None
+        return cls(
+            tuple(d["names"]),
+            tuple(d["mean"]),
+            tuple(d["scale"]),
+            tuple(d["weights"]),
+            float(d["bias"]),
+            float(d["answer_at"]),
+            float(d["closest_at"]),
+        )
 
 
 @dataclass(frozen=True)
@@ -59,6 +147,8 @@ class AnswerConfig:
     dense_floor: float = 0.0
     cite_ratio: float = 0.75  # cite further hits scoring ≥ this share of the best
     max_citations: int = 3
+    judge: Judge | None = None  # answerability from all signals; None: the rules alone
+    judge_words: Judge | None = None  # the same without cosines (see ``words_only``)
 
     @classmethod
     def load(cls, embedder: str | None = None) -> AnswerConfig:
@@ -68,14 +158,19 @@ class AnswerConfig:
         --calibrate`` is run for it."""
         calibration = load_calibration()
         data = calibration.get("answer", {})
-        cfg = cls(**{k: v for k, v in data.items() if k in cls.__annotations__})
+        cfg = cls(
+            **{k: v for k, v in data.items() if k in cls.__annotations__ and "judge" not in k},
+            judge=Judge.from_json(data.get("judge")),
+            judge_words=Judge.from_json(data.get("judge_words")),
+        )
         if embedder and calibration.get("embedder", embedder) != embedder:
             return cfg.words_only()
         return cfg
 
     def words_only(self) -> AnswerConfig:
-        """Without the dense thresholds: for BM25 alone, or cosines on an uncalibrated scale."""
-        return replace(self, min_dense=float("inf"), dense_floor=0.0)
+        """Without the dense thresholds and cosine features: for BM25 alone, or cosines on an
+        uncalibrated scale."""
+        return replace(self, min_dense=float("inf"), dense_floor=0.0, judge=self.judge_words)
 
 
 # "How many / how long / how much" questions, and the unit the figure must carry
@@ -172,13 +267,21 @@ _LIST_Q = re.compile(
 
 
 def select_citations(
-    hits: list[Hit], cfg: AnswerConfig, question: str = "", clauses: dict[str, Clause] | None = None
+    hits: list[Hit],
+    cfg: AnswerConfig,
+    question: str = "",
+    clauses: dict[str, Clause] | None = None,
+    exact: bool = False,
 ) -> list[Hit]:
-    """The best hit, plus the next ones whose score is close to it. When the question asks for a
-    list ("有哪些…") and the best hit is one list item, the whole list (its parent) is cited."""
+    """The best hit, plus the next ones whose score is close to it; never a clause that one
+    already cited contains or is contained by (its text would be quoted twice). When the
+    question asks for a list ("有哪些…") and the best hit is one list item, the whole list (its
+    parent) is cited. ``exact``: the question names a clause number: that clause alone."""
     if not hits:
         return []
     first = hits[0]
+    if exact:
+        return [first]
     parent = clauses[first.clause_id].parent if clauses else None
     if parent and clauses and _LIST_Q.search(question.lower()):
         up = clauses[parent]
@@ -190,13 +293,32 @@ def select_citations(
     for h in hits[1 : cfg.max_citations * 3]:
         if len(chosen) >= cfg.max_citations or h.score < cfg.cite_ratio * hits[0].score:
             break
-        if (
-            h.clause_id != first.clause_id
-            and clauses
-            and clauses[h.clause_id].parent != first.clause_id
-        ):
+        if clauses and not any(_related(h.clause_id, c.clause_id, clauses) for c in chosen):
             chosen.append(h)
     return chosen
+
+
+def decide(
+    question: str,
+    hits: list[Hit],
+    signals: QuerySignals,
+    clauses: dict[str, Clause],
+    cfg: AnswerConfig,
+) -> str:
+    """answered | closest | not_covered. A bare clause number is answered with that clause. A
+    figure asked for that the best clause does not state is at most "closest"."""
+    if not hits:
+        return NOT_COVERED
+    if signals.bare_ref:
+        return ANSWERED
+    rules = is_covered(signals, cfg)
+    figure = states_figure(question, hits, clauses)
+    if cfg.judge is None:  # not calibrated: the rules alone
+        return (ANSWERED if figure else CLOSEST) if rules else NOT_COVERED
+    p = cfg.judge.prob(features(signals, rules, figure))
+    if p < cfg.judge.closest_at:
+        return NOT_COVERED
+    return ANSWERED if p >= cfg.judge.answer_at and figure else CLOSEST
 
 
 def compose(
@@ -205,25 +327,60 @@ def compose(
     signals: QuerySignals,
     clauses: dict[str, Clause],
     cfg: AnswerConfig,
+    coverage: str | None = None,
 ) -> Answer:
     ranked = tuple(h.clause_id for h in hits[:10])
-    found = bool(hits) and is_covered(signals, cfg) and states_figure(question, hits, clauses)
-    if not found:
-        related = tuple(_cite(h) for h in hits[:3])
+    coverage = coverage or decide(question, hits, signals, clauses, cfg)
+    std = clauses[hits[0].clause_id].standard if hits else "本标准"
+    if coverage == CLOSEST:
+        best = hits[0]
+        related = tuple(_cite(h) for h in _distinct(hits, clauses)[:3])
+        refs = "、".join(_standard_ref(clauses[c.clause]) for c in related[1:])
+        text = (
+            "标准没有直接回答这个问题，最接近的规定是：\n"
+            f"{_quote(clauses[best.clause_id], clauses)}\n"
+            f"出处：{_standard_ref(clauses[best.clause_id])}（请结合实际情况判断）"
+        )
+        if refs:
+            text += f"\n其他相关条款：{refs}"
+        return Answer(question, False, text, (), related, ranked, CLOSEST)
+    if coverage == NOT_COVERED:
+        related = tuple(_cite(h) for h in _distinct(hits, clauses)[:3])
         refs = "、".join(_standard_ref(clauses[c.clause]) for c in related)
-        std = clauses[hits[0].clause_id].standard if hits else "本标准"
         text = f"本标准（{std}）未涉及这个问题，无法依据本标准回答。"
-        if signals.unknown and not signals.agree:  # say what it lacks
+        if signals.unknown:  # say what it lacks
             text += f"（本标准中没有“{'”“'.join(signals.unknown)}”。）"
         if related:
             text += f"\n相关条款（仅供参考）：{refs}"
-        return Answer(question, False, text, (), related, ranked)
-    chosen = select_citations(hits, cfg, question, clauses)
+        return Answer(question, False, text, (), related, ranked, NOT_COVERED)
+    chosen = select_citations(hits, cfg, question, clauses, exact=signals.refs)
     lines = [_quote(clauses[h.clause_id], clauses) for h in chosen]
-    std = clauses[chosen[0].clause_id].standard
     refs = "、".join(cite_label(clauses[h.clause_id].number) for h in chosen)
     text = "根据标准：\n" + "\n".join(lines) + f"\n依据：{std} {refs}"
-    return Answer(question, True, text, tuple(_cite(h) for h in chosen), (), ranked)
+    return Answer(question, True, text, tuple(_cite(h) for h in chosen), (), ranked, ANSWERED)
+
+
+def _related(a: str, b: str, clauses: dict[str, Clause]) -> bool:
+    """Same clause, or one contains the other (its quote would repeat the other's text)."""
+    return a == b or _ancestor(a, b, clauses) or _ancestor(b, a, clauses)
+
+
+def _ancestor(anc: str, cid: str, clauses: dict[str, Clause]) -> bool:
+    p = clauses[cid].parent
+    while p is not None:
+        if p == anc:
+            return True
+        p = clauses[p].parent
+    return False
+
+
+def _distinct(hits: list[Hit], clauses: dict[str, Clause]) -> list[Hit]:
+    """Hits with every clause that one before it contains or is contained by left out."""
+    out: list[Hit] = []
+    for h in hits:
+        if not any(_related(h.clause_id, o.clause_id, clauses) for o in out):
+            out.append(h)
+    return out
 
 
 def _cite(h: Hit) -> Citation:

@@ -8,14 +8,31 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import segment
-from .answer import Answer, AnswerConfig, compose, is_covered
+from .answer import Answer, AnswerConfig, compose
 from .errors import InputError, UnknownClauseError
 from .index import LoadedIndex, load_index
 from .parse import Clause
+from .query import cn_number
 from .retrieve import Hit, Retriever
 from .settings import Settings
 
-_PRONOUN = re.compile(r"^(那|那么|它|他|她|其|这个|那个|该|此|这|还有|另外|那它|那他)")
+_PRONOUN = re.compile(r"^(那|那么|它|他|她|其|这个|那个|这些|该|此|这|还有|另外|那它|那他|也|再)")
+_LEANS = re.compile(
+    r"[他她它]|这[条项个些种]|那[条项个些种]|上面|上述|刚才|前面|也算|也是|也要|也能"
+)
+_SWITCH = re.compile(
+    r"^\s*(?:再问个别的|换个问题|另一个问题|另外问一下|顺便问一下|还有个问题)[，,：:\s]*"
+)
+_ORDINAL = re.compile(
+    r"第(?P<n>[0-9一二两三四五六七八九十]+)(?P<unit>条|项|个|点|种|款|类|部分|方面|节|块)"
+    r"|(?P<last>最后[那一]?[条项个点种款类节块]|最后那?一?个|the last (?:one|item|point))"
+    r"|the (?P<en>first|second|third|fourth|fifth|sixth|seventh) (?:one|item|point)"
+)
+_EN_ORDINAL = {
+    w: i
+    for i, w in enumerate(["first", "second", "third", "fourth", "fifth", "sixth", "seventh"], 1)
+}
+_MAX_HISTORY = 3
 
 
 def check_question(question: Any, max_chars: int) -> str:
@@ -70,15 +87,48 @@ class Assistant:
         return list(dict.fromkeys(near))[:n]
 
     def contextualize(self, question: str, history: list[str] | None) -> str:
-        """A follow-up ("那它有哪些职权？") is retrieved together with the previous question."""
-        if not history:
-            return question
-        tokens = segment.tokenize(question)
-        subjectless = not any(t in self.retriever.generic for t in tokens)
-        if _PRONOUN.match(question) or (subjectless and len(tokens) <= 2):
-            subject = " ".join(segment.tokenize(history[-1]))  # its content words only
-            return f"{subject} {question}"
+        """The text to retrieve for a question asked after ``history`` (earlier questions, oldest
+        first). A new topic ("再问个别的：…", or a question that does not lean on the last one)
+        is retrieved on its own. An ordinal reference to the last answer's list ("第二种呢？",
+        "最后一项") becomes that item's clause number. A follow-up that leans on the last
+        question (a pronoun, "…呢？", no subject of its own) is retrieved as a story: the last
+        question (itself put in context) first, this one as the question sentence, which the
+        word channels weigh double and which alone decides whether the standard answers it."""
+        history = [h for h in (history or []) if h and h.strip()][-_MAX_HISTORY:]
+        if not history or _SWITCH.match(question):
+            return _SWITCH.sub("", question) or question
+        prev = self.contextualize(history[-1], history[:-1])
+        q = segment.normalize(question)
+        if (m := _ORDINAL.search(q)) and not self.retriever.analyse(question).refs:
+            target = self._nth_of(prev, m)
+            if target:
+                return f"{self.clause_map[target].number} {q[: m.start()]}{q[m.end() :]}".strip()
+        if self._leans_on_last(question):
+            return f"{prev.rstrip('。？?！!')}。{question}"
         return question
+
+    def _leans_on_last(self, question: str) -> bool:
+        q = segment.normalize(question)
+        if _PRONOUN.match(q) or _LEANS.search(q):
+            return True
+        own = [t for t in segment.tokenize(q) if t not in self.retriever.generic]
+        return len(own) <= 1 or (q.rstrip("？?").endswith("呢") and len(q) <= 12)
+
+    def _nth_of(self, prev: str, m: re.Match[str]) -> str | None:
+        """The n-th item (or section) of the list the previous answer rests on."""
+        hits, _ = self.retriever.rank(prev)
+        if not hits:
+            return None
+        top = self.clause_map[hits[0].clause_id]
+        # an item counts within its list; "第四节" counts the sections beside a section
+        if top.parent and (not top.children or (m.group("unit") == "节" and top.title)):
+            top = self.clause_map[top.parent]
+        kids = list(top.children)
+        if not kids:
+            return None
+        word = m.group("n") or m.group("en") or ""
+        n = -1 if m.group("last") else (cn_number(word) or _EN_ORDINAL.get(word, 0)) - 1
+        return kids[n] if -len(kids) <= n < len(kids) else None
 
     def search(self, question: str, k: int | None = None, method: str = "hybrid") -> list[Hit]:
         q = check_question(question, self.settings.max_question_chars)
@@ -88,14 +138,8 @@ class Assistant:
         self, question: str, history: list[str] | None = None, method: str = "hybrid"
     ) -> Answer:
         q = check_question(question, self.settings.max_question_chars)
-        cfg = self.answer_config(method)
-        hits, signals = self.retriever.rank(q, method)
-        context = self.contextualize(q, history)
-        # A follow-up that the standard answers on its own ("那什么情况下会被解聘？") keeps its
-        # own words; one that does not ("具体有哪些？") is retrieved with the previous question.
-        if context != q and not is_covered(signals, cfg):
-            hits, signals = self.retriever.rank(context, method)
-        return compose(q, hits, signals, self.clause_map, cfg)
+        hits, signals = self.retriever.rank(self.contextualize(q, history), method)
+        return compose(q, hits, signals, self.clause_map, self.answer_config(method))
 
     def answer_config(self, method: str = "hybrid") -> AnswerConfig:
         """BM25 alone has no dense scores: its answers are judged on words only."""

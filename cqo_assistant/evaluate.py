@@ -32,7 +32,17 @@ from typing import Any
 
 import numpy as np
 
-from .answer import Answer, AnswerConfig, compose, is_covered, states_figure
+from .answer import (
+    FEATURES,
+    WORD_FEATURES,
+    Answer,
+    AnswerConfig,
+    Judge,
+    compose,
+    features,
+    is_covered,
+    states_figure,
+)
 from .errors import InputError
 from .parse import Clause, read_text
 from .retrieve import FusionConfig, QuerySignals
@@ -122,6 +132,17 @@ def citation_pr(
         else 0.0
     )
     return prec, rec
+
+
+def coverage_rates(rows: Sequence[tuple[bool, str]]) -> dict[str, float]:
+    """Pure: from (answerable, coverage) pairs, the three rates the targets name."""
+    ans = [c for ok, c in rows if ok]
+    neg = [c for ok, c in rows if not ok]
+    return {
+        "answerable_not_covered": sum(c == "not_covered" for c in ans) / max(1, len(ans)),
+        "answerable_closest": sum(c == "closest" for c in ans) / max(1, len(ans)),
+        "unanswerable_answered": sum(c == "answered" for c in neg) / max(1, len(neg)),
+    }
 
 
 _WS = re.compile(r"\s+")
@@ -227,6 +248,9 @@ def summarize(
         return out
     out["abstain_neg"] = sum(1 for r in neg if r.answer and not r.answer.found) / max(1, len(neg))
     out["abstain_wrong"] = sum(1 for r in ans if r.answer and not r.answer.found) / max(1, len(ans))
+    out["coverage"] = coverage_rates(
+        [(bool(r.item.gold), r.answer.coverage) for r in res.runs if r.answer]
+    )
     precs, recs, total, ok = [], [], 0, 0
     for r in ans:
         assert r.answer is not None
@@ -284,42 +308,206 @@ def failures(res: MethodResult, parents: dict[str, str | None]) -> list[dict[str
     return out
 
 
+# --- dialogs (follow-up questions) -----------------------------------------------------------
+@dataclass(frozen=True)
+class Dialog:
+    id: str
+    turns: tuple[tuple[str, tuple[str, ...]], ...]  # (question, gold ids); () = unanswerable
+    split: str
+
+
+def load_dialogs(path: Path, split: str | None = None) -> list[Dialog]:
+    out = []
+    for n, line in enumerate(path.read_text("utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            d = json.loads(line)
+            turns = tuple((t["q"], tuple(t["gold"])) for t in d["turns"])
+            dialog = Dialog(d["id"], turns, d["split"])
+        except (ValueError, KeyError, TypeError) as e:
+            raise InputError(f"{path}:{n}: bad dialog line ({e})") from None
+        if split in (None, "all") or dialog.split == split:
+            out.append(dialog)
+    return out
+
+
+def dialog_metrics(
+    turns: Sequence[tuple[int, tuple[str, ...], list[str], str]], parents: dict[str, str | None]
+) -> dict[str, float]:
+    """Pure: ``turns`` are (turn index, gold, ranked ids, coverage). Follow-ups are turns after
+    the first: hit@1 over answerable ones (and how many were told "not covered"), and the
+    share of unanswerable ones not "answered"."""
+    follow = [t for t in turns if t[0] > 0]
+    ans = [t for t in follow if t[1]]
+    neg = [t for t in follow if not t[1]]
+    ranks = [first_rank(r, g, parents, True) for _, g, r, _ in ans]
+    first = [t for t in turns if t[0] == 0 and t[1]]
+    return {
+        "follow_ups": len(follow),
+        "follow_up_hit@1": ranking_metrics(ranks)["hit@1"],
+        "follow_up_mrr@10": ranking_metrics(ranks)["mrr@10"],
+        "follow_up_not_covered": sum(c == "not_covered" for *_, c in ans) / max(1, len(ans)),
+        "unanswerable_follow_ups": len(neg),
+        "unanswerable_not_answered": sum(c != "answered" for *_, c in neg) / max(1, len(neg)),
+        "first_turn_hit@1": ranking_metrics(
+            [first_rank(r, g, parents, True) for _, g, r, _ in first]
+        )["hit@1"],
+    }
+
+
+def run_dialogs(
+    assistant: Any, dialogs: Sequence[Dialog], progress: Callable[[str], None]
+) -> list[dict[str, Any]]:
+    """Each dialog asked turn by turn, with the earlier questions as history."""
+    rows = []
+    for n, d in enumerate(dialogs, 1):
+        history: list[str] = []
+        for i, (q, gold) in enumerate(d.turns):
+            a = assistant.ask(q, history=list(history))
+            rows.append(
+                {"dialog": d.id, "turn": i, "question": q, "gold": list(gold),
+                 "ranked": list(a.ranked), "coverage": a.coverage}
+            )  # fmt: skip
+            history.append(q)
+        if n % 10 == 0 or n == len(dialogs):
+            progress(f"\r[dialogs] {n}/{len(dialogs)}")
+    progress("\n")
+    return rows
+
+
 # --- calibration (dev split only) ----------------------------------------------------------
-def calibrate_fusion(assistant: Any, items: Sequence[GoldItem], parents: dict) -> FusionConfig:
-    """Grid-search fusion weights on dev: best hierarchical MRR@10, then hit@1."""
+def calibration_items(assistant: Any, gold: Sequence[GoldItem]) -> list[GoldItem]:
+    """The gold dev questions and the question bank's ``dev`` questions (never indexed)."""
+    from .bank import load_bank
+
+    bank = load_bank(assistant.settings.corpus_dir, assistant.index.standards)
+    extra = [
+        GoldItem(e.id, e.question, e.clauses, e.style if e.answerable else "negative", "dev")
+        for e in bank
+        if e.split == "dev"
+    ]
+    return [*gold, *extra]
+
+
+FUSION_GRID: dict[str, tuple[float, ...]] = {
+    "rrf_k": (5, 10, 20, 60),
+    "w_dense": (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0),
+    "w_dense_foreign": (0.5, 1.0, 2.0, 3.0),
+    "w_bigram": (0.0, 0.25, 0.5, 0.75, 1.0, 1.5),
+    "w_expansion": (0.0, 0.25, 0.5, 0.75, 1.0, 1.5),
+    "w_bank_words": (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0),
+    "w_bank_dense": (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0),
+}
+
+
+def calibrate_fusion(
+    assistant: Any, items: Sequence[GoldItem], parents: dict, rounds: int = 3
+) -> FusionConfig:
+    """Fusion weights on dev by coordinate ascent (word BM25's weight fixed at 1): each weight
+    in turn takes the value of ``FUSION_GRID`` with the best hierarchical MRR@10, then hit@1,
+    until a round changes nothing. The channels' scores are computed once per question."""
     ans = [i for i in items if i.gold]
     r = assistant.retriever
-    cache = {
-        i.id: (
-            r.bm25_scores(i.question),
-            r.dense_scores(i.question),
-            r.bigram_scores(i.question),
-            r.expansion_scores(i.question),
-        )
-        for i in ans
-    }
-    best, best_key = r.fusion, (-1.0, -1.0)
-    weights = (0.0, 0.25, 0.5, 0.75, 1.0)
-    grid = itertools.product(
-        (5, 10, 20, 60), (*weights, 1.5, 2.0), (0.5, 1.0, 2.0, 3.0), weights, weights
-    )
-    for k, wd, wf, wb, we in grid:
-        cfg = FusionConfig(
-            rrf_k=k, w_bm25=1.0, w_dense=wd, w_dense_foreign=wf, w_bigram=wb, w_expansion=we
-        )
+    cache = [(i, r.analyse(i.question)) for i in ans]
+    cache = [(i, q, r.scores(q)) for i, q in cache]
+
+    def key(cfg: FusionConfig) -> tuple[float, float]:
         r.fusion = cfg
-        ranks = []
-        for i in ans:
-            bm, de, bg, ex = cache[i.id]
-            fused = r.fuse(i.question, bm, de, bg, ex)
-            order = r._specific_first([int(j) for j in np.argsort(-fused, kind="stable")])
-            ranks.append(first_rank([r.ids[j] for j in order[:10]], i.gold, parents, True))
+        ranks = [
+            first_rank([r.ids[j] for j in r.order(q, r.fuse(q, sc))[:10]], i.gold, parents, True)
+            for i, q, sc in cache
+        ]
         m = ranking_metrics(ranks)
-        key = (round(m["mrr@10"], 6), m["hit@1"])
-        if key > best_key:
-            best, best_key = cfg, key
+        return round(m["mrr@10"], 6), m["hit@1"]
+
+    best = replace(r.fusion, w_bm25=1.0)
+    best_key = key(best)
+    for _ in range(rounds):
+        changed = False
+        for name, values in FUSION_GRID.items():
+            for v in values:
+                cfg = replace(best, **{name: v})
+                if cfg != best and (k := key(cfg)) > best_key:
+                    best, best_key, changed = cfg, k, True
+        if not changed:
+            break
     r.fusion = best
     return best
+
+
+def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1.0, steps: int = 50) -> np.ndarray:
+    """Pure: L2-regularised logistic regression by Newton's method; returns (bias, *weights)
+    for already standardised ``x`` (the bias is not penalised)."""
+    a = np.hstack([np.ones((len(x), 1)), x])
+    w = np.zeros(a.shape[1])
+    penalty = np.full(a.shape[1], l2)
+    penalty[0] = 0.0
+    for _ in range(steps):
+        p = 1.0 / (1.0 + np.exp(-np.clip(a @ w, -30, 30)))
+        grad = a.T @ (p - y) + penalty * w
+        hess = (a * (p * (1 - p))[:, None]).T @ a + np.diag(penalty) + 1e-9 * np.eye(len(w))
+        step = np.linalg.solve(hess, grad)
+        w -= step
+        if np.abs(step).max() < 1e-8:
+            break
+    return w
+
+
+def cut_offs(
+    prob: np.ndarray, answerable: np.ndarray, max_not_covered: float, max_neg_answered: float
+) -> tuple[float, float]:
+    """Pure: (answer_at, closest_at). ``closest_at``: the highest cut-off that sends at most
+    ``max_not_covered`` of the answerable questions to "not covered"; ``answer_at``: the lowest
+    that answers at most ``max_neg_answered`` of the unanswerable ones (never below
+    ``closest_at``)."""
+    pos, neg = np.sort(prob[answerable]), np.sort(prob[~answerable])
+    k = int(np.floor(max_not_covered * len(pos)))  # answerable questions allowed below
+    closest_at = float(pos[k]) if len(pos) > k else 1.0
+    j = int(np.floor(max_neg_answered * len(neg)))  # unanswerable allowed at or above
+    answer_at = float(np.nextafter(neg[len(neg) - j - 1], 2.0)) if len(neg) > j else 0.0
+    return max(answer_at, closest_at), closest_at
+
+
+def fit_judge(
+    feats: list[dict[str, float]],
+    answerable: np.ndarray,
+    names: Sequence[str],
+    folds: int = 5,
+    max_not_covered: float = 0.015,
+    max_neg_answered: float = 0.12,
+) -> tuple[Judge, dict[str, float]]:
+    """The answerability judge: a logistic model on all dev questions, cut-offs from its
+    ``folds``-fold out-of-fold probabilities (held-out, so not flattered by the fit), and those
+    held-out rates."""
+    x = np.array([[f[n] for n in names] for f in feats], dtype=np.float64)
+    y = answerable.astype(np.float64)
+    mean, scale = x.mean(axis=0), x.std(axis=0)
+    scale[scale < 1e-9] = 1.0
+    z = (x - mean) / scale
+    fold = np.random.default_rng(0).permutation(len(y)) % folds  # same folds every run
+    oof = np.zeros(len(y))
+    for k in range(folds):
+        w = fit_logistic(z[fold != k], y[fold != k])
+        oof[fold == k] = 1.0 / (1.0 + np.exp(-np.clip(w[0] + z[fold == k] @ w[1:], -30, 30)))
+    answer_at, closest_at = cut_offs(oof, answerable, max_not_covered, max_neg_answered)
+    w = fit_logistic(z, y)
+    judge = Judge(
+        tuple(names),
+        tuple(float(v) for v in mean),
+        tuple(float(v) for v in scale),
+        tuple(float(v) for v in w[1:]),
+        float(w[0]),
+        round(answer_at, 6),
+        round(closest_at, 6),
+    )
+    pos, neg = oof[answerable], oof[~answerable]
+    held_out = {
+        "cv_answerable_not_covered": round(float((pos < closest_at).mean()), 4),
+        "cv_answerable_closest": round(float(((pos >= closest_at) & (pos < answer_at)).mean()), 4),
+        "cv_unanswerable_answered": round(float((neg >= answer_at).mean()), 4),
+    }
+    return judge, held_out
 
 
 def choose_thresholds(
@@ -410,7 +598,23 @@ def calibrate_answer(
         f1 = 2 * p * rec / (p + rec) if p + rec else 0.0
         if f1 > best_f1:
             best_f1, best_ratio = f1, ratio
-    return replace(best, cite_ratio=best_ratio), {"max_wrong": max_wrong, "budgets": tried}
+    best = replace(best, cite_ratio=best_ratio)
+    sigs = [s for _, _, s in rows]
+    judges: dict[str, Any] = {}
+    for label, cfg, names in (
+        ("judge", best, FEATURES),
+        ("judge_words", best.words_only(), WORD_FEATURES),
+    ):
+        feats = [features(s, is_covered(s, cfg), f) for s, f in zip(sigs, figure, strict=True)]
+        judges[label] = fit_judge(feats, answerable, names)
+    best = replace(best, judge=judges["judge"][0], judge_words=judges["judge_words"][0])
+    report = {
+        "max_wrong": max_wrong,
+        "budgets": tried,
+        "judge_held_out": judges["judge"][1],
+        "judge_words_held_out": judges["judge_words"][1],
+    }
+    return best, report
 
 
 def calibration_path() -> Path:
@@ -507,8 +711,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.calibrate:
         if args.split != "dev":
             raise InputError("calibrate only on the dev split: --split dev")
-        fusion = calibrate_fusion(assistant, items, parents)
-        cfg, chosen = calibrate_answer(assistant, items, parents)
+        dev = calibration_items(assistant, items)
+        progress(f"calibrating on {len(dev)} dev questions (gold and bank)\n")
+        fusion = calibrate_fusion(assistant, dev, parents)
+        cfg, chosen = calibrate_answer(assistant, dev, parents)
         assistant.config = cfg
         data = {
             "command": _command_line(),

@@ -9,6 +9,10 @@ Layout of ``index/``::
     bm25_bigram/    bm25s index over Chinese character pairs (robust to typos and word splits)
     bm25_expansion/ bm25s index over each clause's search-only expansion (English rendering and
                     the ways people ask, from ``corpus/<stem>.expansions.json``)
+    bank/           the question bank's ``train`` questions (``corpus/<stem>.bank.jsonl``):
+                    ``entries.json``, a bm25s index over their words, and ``vectors.npy``, their
+                    query embeddings (3,000 × 384 float32 is 4.6 MB: a matrix product per
+                    question, no ANN needed at this size)
     chroma/         chromadb PersistentClient store, collection ``cqo_clauses``
 
 Why not llama-index's BM25Retriever: it ignores a custom tokenizer (bm25s underneath), so Chinese
@@ -39,13 +43,14 @@ import bm25s
 import numpy as np
 
 from . import segment
+from .bank import BankEntry, bank_path, load_bank
 from .chunk import Chunk, make_chunks
 from .embed import Embedder, get_embedder
 from .errors import REBUILD_HINT, IndexMissingError, IndexStaleError
 from .parse import Standard, corpus_files, expansions_path, load_corpus, load_expansions
 from .settings import Settings
 
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4  # 4: search-mode words, the question bank
 COLLECTION = "cqo_clauses"
 Progress = Callable[[str], None]
 
@@ -55,9 +60,9 @@ def _stderr(msg: str) -> None:
 
 
 def corpus_hashes(corpus_dir: Path) -> dict[str, str]:
-    """sha256 of every corpus file and of its expansions sidecar, if it has one."""
+    """sha256 of every corpus file and of its sidecars (expansions, question bank) if any."""
     files = corpus_files(corpus_dir)
-    files += [x for p in files if (x := expansions_path(p)).is_file()]
+    files += [x for p in files for x in (expansions_path(p), bank_path(p)) if x.is_file()]
     return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
 
 
@@ -137,6 +142,97 @@ class BM25Index:
         return cls(model, vocab)
 
 
+@dataclass
+class BankIndex:
+    """The bank's indexed questions, their words (BM25) and meanings (unit vectors), and which
+    clause each answers; a clause's score in a channel is the best of its questions'."""
+
+    entries: list[BankEntry]
+    bm25: BM25Index | None  # None for an empty bank (bm25s cannot index nothing)
+    vectors: np.ndarray  # (n, dim), unit length, query embeddings
+    links: tuple[np.ndarray, np.ndarray]  # (entry, clause position) for answerable entries
+    answerable: np.ndarray  # (n,) bool
+
+    @classmethod
+    def make(
+        cls, entries: list[BankEntry], bm25: BM25Index | None, vectors: np.ndarray, ids: list[str]
+    ) -> BankIndex:
+        pos = {cid: i for i, cid in enumerate(ids)}
+        pairs = [(e, pos[c]) for e, x in enumerate(entries) for c in x.clauses if c in pos]
+        links = tuple(np.array(v, dtype=np.int64) for v in zip(*pairs, strict=True)) or (
+            np.zeros(0, np.int64),
+            np.zeros(0, np.int64),
+        )
+        ok = np.array([x.answerable for x in entries], dtype=bool)
+        return cls(entries, bm25, vectors.astype(np.float32), links, ok)  # type: ignore[arg-type]
+
+    def per_clause(self, entry_scores: np.ndarray, n_clauses: int) -> np.ndarray:
+        """Best score of each clause's questions (0 for a clause with none)."""
+        out = np.zeros(n_clauses, dtype=np.float32)
+        e, c = self.links
+        if len(e):
+            np.maximum.at(out, c, entry_scores[e])
+        return out
+
+    def save(self, path: Path, keys: list[str]) -> None:
+        path.mkdir(parents=True, exist_ok=True)
+        if self.bm25 is not None:
+            self.bm25.save(path / "bm25")
+        np.save(path / "vectors.npy", self.vectors)
+        rows = [{**x.__dict__, "key": k} for x, k in zip(self.entries, keys, strict=True)]
+        (path / "entries.json").write_text(json.dumps(rows, ensure_ascii=False), "utf-8")
+
+    @classmethod
+    def load(cls, path: Path, ids: list[str]) -> BankIndex:
+        rows = json.loads((path / "entries.json").read_text("utf-8"))
+        entries = [
+            BankEntry(
+                **{k: (tuple(v) if k == "clauses" else v) for k, v in r.items() if k != "key"}
+            )
+            for r in rows
+        ]
+        bm25 = BM25Index.load(path / "bm25") if entries else None
+        return cls.make(entries, bm25, np.load(path / "vectors.npy"), ids)
+
+
+def _bank_key(entry: BankEntry, embedder_name: str) -> str:
+    return hashlib.sha256(f"{embedder_name}\n{entry.question}".encode()).hexdigest()
+
+
+def _previous_bank(index_dir: Path) -> dict[str, np.ndarray]:
+    """Bank vectors of the current index keyed by (embedder, question) hash, to reuse."""
+    try:
+        rows = json.loads((index_dir / "bank" / "entries.json").read_text("utf-8"))
+        vectors = np.load(index_dir / "bank" / "vectors.npy")
+        return {r["key"]: v for r, v in zip(rows, vectors, strict=True)}
+    except (OSError, ValueError, KeyError):
+        return {}
+
+
+def build_bank(
+    entries: list[BankEntry],
+    embedder: Embedder,
+    previous: dict[str, np.ndarray],
+    progress: Progress,
+) -> tuple[BM25Index | None, np.ndarray, list[str]]:
+    """BM25 and query embeddings of the bank's questions (unchanged ones reused)."""
+    keys = [_bank_key(x, embedder.name) for x in entries]
+    vectors = np.zeros((len(entries), embedder.dim), dtype=np.float32)
+    todo = []
+    for i, k in enumerate(keys):
+        if k in previous and len(previous[k]) == embedder.dim:
+            vectors[i] = previous[k]
+        else:
+            todo.append(i)
+    batch = 64
+    for start in range(0, len(todo), batch):
+        idx = todo[start : start + batch]
+        vectors[idx] = embedder.embed_queries([entries[i].question for i in idx])
+        progress(f"[3/5] bank: embedded {min(start + batch, len(todo))}/{len(todo)} questions")
+    bm25 = BM25Index.build([x.question for x in entries]) if entries else None
+    return bm25, vectors, keys
+
+
 def _previous_embeddings(index_dir: Path, embedder_name: str) -> dict[str, list[float]]:
     """Embeddings of the current index keyed by chunk hash, to reuse for unchanged chunks."""
     try:
@@ -157,8 +253,12 @@ def build_index(
     t0 = time.perf_counter()
     standards = load_corpus(settings.corpus_dir)
     chunks = make_chunks(standards, load_expansions(settings.corpus_dir, standards))
+    bank = [x for x in load_bank(settings.corpus_dir, standards) if x.split == "train"]
     embedder = embedder or get_embedder(settings.embed_model)
-    progress(f"[1/4] parsed {len(standards)} standard(s), {len(chunks)} clauses")
+    progress(
+        f"[1/5] parsed {len(standards)} standard(s), {len(chunks)} clauses, "
+        f"{len(bank)} bank questions"
+    )
 
     keys = [_chunk_key(c, embedder.name) for c in chunks]
     previous = _previous_embeddings(settings.index_dir, embedder.name)
@@ -169,19 +269,25 @@ def build_index(
         idx = todo[start : start + batch]
         embs = embedder.embed_passages([chunks[i].passage for i in idx])
         vectors.update({i: e.tolist() for i, e in zip(idx, embs, strict=True)})
-        progress(f"[2/4] embedded {min(start + batch, len(todo))}/{len(todo)} changed clauses")
-    progress(f"[2/4] embeddings: {len(todo)} computed, {len(chunks) - len(todo)} reused")
+        progress(f"[2/5] embedded {min(start + batch, len(todo))}/{len(todo)} changed clauses")
+    progress(f"[2/5] embeddings: {len(todo)} computed, {len(chunks) - len(todo)} reused")
+
+    bank_bm25, bank_vectors, bank_keys = build_bank(
+        bank, embedder, _previous_bank(settings.index_dir), progress
+    )
 
     settings.index_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".index-build-", dir=settings.index_dir.parent))
     try:
+        ids = [c.clause_id for c in chunks]
+        BankIndex.make(bank, bank_bm25, bank_vectors, ids).save(tmp / "bank", bank_keys)
         texts = [c.text for c in chunks]
         BM25Index.build(texts).save(tmp / "bm25")
         BM25Index.build(texts, segment.bigrams).save(tmp / "bm25_bigram")
         # a clause without expansions (a standard with no sidecar) is found here by its own
         # text, so that channel does not rank such a standard's clauses last
         BM25Index.build([c.expansion or c.text for c in chunks]).save(tmp / "bm25_expansion")
-        progress("[3/4] BM25 indexes written (jieba words, character pairs, expansions)")
+        progress("[4/5] BM25 indexes written (jieba words, character pairs, expansions, bank)")
         client = chroma_client(tmp / "chroma", settings.chroma_url)
         if settings.chroma_url:  # a shared server: replace the collection in place
             with contextlib.suppress(Exception):
@@ -196,7 +302,7 @@ def build_index(
             metadatas=[{"key": k, "source": c.source} for k, c in zip(keys, chunks, strict=True)],
         )
         del client, col
-        progress(f"[4/4] Chroma collection written ({len(chunks)} vectors)")
+        progress(f"[5/5] Chroma collection written ({len(chunks)} vectors)")
         (tmp / "chunks.json").write_text(
             json.dumps([c.__dict__ for c in chunks], ensure_ascii=False, indent=0), "utf-8"
         )
@@ -209,6 +315,7 @@ def build_index(
             "segmenter": segmenter_hash(),
             "standards": [s.code for s in standards],
             "clause_count": len(chunks),
+            "bank_questions": len(bank),
             "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "build_seconds": round(time.perf_counter() - t0, 3),
             "chroma_url": settings.chroma_url,
@@ -272,6 +379,7 @@ class LoadedIndex:
     bm25_expansion: BM25Index
     collection: Any
     embedder: Embedder
+    bank: BankIndex
 
 
 def load_index(settings: Settings, embedder: Embedder | None = None) -> LoadedIndex:
@@ -283,6 +391,7 @@ def load_index(settings: Settings, embedder: Embedder | None = None) -> LoadedIn
         bm25 = BM25Index.load(d / "bm25")
         bm25_bigram = BM25Index.load(d / "bm25_bigram")
         bm25_expansion = BM25Index.load(d / "bm25_expansion")
+        bank = BankIndex.load(d / "bank", [c.clause_id for c in chunks])
         client = chroma_client(d / "chroma", manifest.get("chroma_url") or settings.chroma_url)
         collection = client.get_collection(COLLECTION)
     except Exception as e:
@@ -301,4 +410,5 @@ def load_index(settings: Settings, embedder: Embedder | None = None) -> LoadedIn
         bm25_expansion,
         collection,
         embedder,
+        bank,
     )

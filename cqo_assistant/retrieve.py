@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -20,6 +20,7 @@ import numpy as np
 from . import segment
 from .index import LoadedIndex
 from .parse import Clause
+from .query import Query, find_refs, is_bare, split_focus, strip_meta, weighted
 from .segment import DATA_DIR
 
 _CJK = re.compile(r"[\u4e00-\u9fff]")
@@ -47,6 +48,8 @@ class FusionConfig:
     w_dense_foreign: float = 1.0  # weight of dense when the question is mostly not Chinese
     w_bigram: float = 0.0  # character-pair BM25
     w_expansion: float = 0.0  # BM25 over the clauses' search-only expansions
+    w_bank_words: float = 0.0  # BM25 over the question bank, best question per clause
+    w_bank_dense: float = 0.0  # cosine to the bank's questions, best question per clause
 
     @classmethod
     def load(cls) -> FusionConfig:
@@ -64,7 +67,8 @@ def load_calibration() -> dict:
 
 @dataclass(frozen=True)
 class QuerySignals:
-    """What the retrievers saw; the answer step uses these to decide whether to abstain."""
+    """What the retrievers saw; the answer step decides from these whether, and how surely, the
+    standard answers the question."""
 
     content_coverage: float  # share of specific query tokens that exist in the standard
     bm25_top: float  # best BM25 score over the clauses' text or their expansions
@@ -74,6 +78,33 @@ class QuerySignals:
     # never uses: "有什么补贴政策" is not answered by clauses that share its other words
     unknown: tuple[str, ...] = ()
     foreign: bool = False  # mostly not Chinese (English): its cosines to Chinese text run lower
+    bank_pos: float = 0.0  # cosine to the nearest answerable bank question
+    bank_neg: float = 0.0  # cosine to the nearest unanswerable bank question
+    bank_neg_share: float = 0.0  # similarity-weighted share of unanswerable among the nearest
+    bank_agree: bool = False  # the nearest answerable bank question's clause is the top hit's
+    refs: bool = False  # the question names a clause number
+    bare_ref: bool = False  # … and nothing else
+    margin: float = 0.0  # (best − second) / best fused score
+
+
+@dataclass(frozen=True)
+class Scores:
+    """Every channel's scores for one query, in index order (``bank_entry``: per bank question)."""
+
+    bm25: np.ndarray
+    dense: np.ndarray
+    bigram: np.ndarray
+    expansion: np.ndarray
+    bank_words: np.ndarray
+    bank_dense: np.ndarray
+    bank_entry: np.ndarray  # cosine of the query to each bank question
+
+
+_TITLE_CUE = re.compile(
+    r"包括|包含|哪些|哪几|主要|讲|内容|方面|几块|几部分|几个部分|概括|总结|涵盖|介绍|有什么|有啥|"
+    r"是什么|要求|规定|what|cover|about|include"
+)
+_NEIGHBOURS = 10  # bank questions that vote on answerability
 
 
 @dataclass
@@ -85,6 +116,7 @@ class Retriever:
         self.ids = [c.clause_id for c in self.index.chunks]
         self.clauses: dict[str, Clause] = {c.id: c for s in self.index.standards for c in s.clauses}
         self._pos = {cid: i for i, cid in enumerate(self.ids)}
+        self._numbers = {c.number: c.id for c in self.clauses.values()}
         self.generic = self._generic_terms()  # words too common to tell clauses apart
         self.generic_pairs = self._generic_terms(segment.bigrams)
         self.vocab = set(self.index.bm25.vocab) | set(self.index.bm25_expansion.vocab)
@@ -94,12 +126,22 @@ class Retriever:
         corpus = "".join(segment.normalize(c.text) for c in self.index.chunks)
         self._bigrams = frozenset(corpus[i : i + 2] for i in range(len(corpus) - 1))
         self._chars = frozenset(corpus)
-        self.query_text = lru_cache(maxsize=1024)(self._query_text)  # 3 channels share it
+        self.analyse = lru_cache(maxsize=1024)(self._analyse)  # every channel reads one Query
         self._sounds: dict[tuple[str, ...], list[str]] = {}  # pinyin → the standard's words
         for w in self.index.bm25.vocab:
             if 2 <= len(w) <= 4 and _CJK.fullmatch(w[0]) and _CJK.fullmatch(w[-1]):
                 for key in segment.pinyin_keys(w):
                     self._sounds.setdefault(key, []).append(w)
+        # titled clauses, longest title first (a chapter question names its heading)
+        # (not a term's entry in 术语和定义: its title is the term, named in most questions)
+        self._titles = sorted(
+            (
+                (segment.normalize(c.title), c.id)
+                for c in self.clauses.values()
+                if len(c.title) > 1 and not self._is_term(c)
+            ),
+            key=lambda t: -len(t[0]),
+        )
 
     def _generic_terms(
         self, split: Callable[[str], list[str]] = segment.tokenize
@@ -112,7 +154,9 @@ class Retriever:
         n = len(self.index.chunks)
         return frozenset(t for t, v in df.items() if v > n / 5)
 
-    def _informs(self, terms: list[str], vocab: dict[str, int], generic: frozenset[str]) -> bool:
+    def _informs(
+        self, terms: Sequence[str], vocab: dict[str, int], generic: frozenset[str]
+    ) -> bool:
         """Does a BM25 channel match anything specific? When the question meets it only through
         words most clauses share (an English question meets the Chinese text only through
         CQO → 首席质量官), its ranking is just clause length and must not vote."""
@@ -135,32 +179,78 @@ class Retriever:
             return token in self._chars
         return any(token[i : i + 2] in self._bigrams for i in range(len(token) - 1))
 
-    # --- single retrievers -------------------------------------------------------------
-    def _query_text(self, question: str) -> str:
-        """The question normalised, with the standard's terms for its everyday / English words
-        and for words it mistypes with a same-sounding character (规化 → 规划)."""
-        q = segment.normalize(question)
-        fixed = segment.homophones(q, self._sounds, self._bigrams)
-        return segment.expand(q + (" " + " ".join(fixed) if fixed else ""))
+    # --- the question, analysed once ---------------------------------------------------------
+    def _expand(self, text: str) -> str:
+        """Text with the standard's terms for its everyday / English words and for words it
+        mistypes with a same-sounding character (规化 → 规划)."""
+        fixed = segment.homophones(text, self._sounds, self._bigrams)
+        return segment.expand(text + (" " + " ".join(fixed) if fixed else ""))
+
+    def _analyse(self, question: str) -> Query:
+        text = segment.normalize(question)
+        refs, rest = find_refs(text, self._numbers)
+        refs = [self._numbers[r] for r in refs]
+        focus, story = split_focus(strip_meta(rest) if refs else text)
+        focus, story = strip_meta(focus), strip_meta(story)
+        f_exp, s_exp = self._expand(focus), self._expand(story) if story else ""
+        return Query(
+            raw=question,
+            text=text,
+            focus=focus,
+            story=story,
+            expanded=f"{f_exp} {s_exp}".strip(),
+            words=weighted(segment.tokenize(f_exp), segment.tokenize(s_exp)),
+            pairs=weighted(segment.bigrams(f_exp), segment.bigrams(s_exp)),
+            plain=tuple(segment.tokenize(focus)),
+            refs=tuple(refs),
+            bare_ref=bool(refs) and is_bare(rest),
+            foreign=is_foreign(question),
+        )
+
+    def query_text(self, question: str) -> str:
+        return self.analyse(question).expanded
 
     def query_tokens(self, question: str) -> list[str]:
-        return segment.tokenize(self.query_text(question))
+        return list(dict.fromkeys(self.analyse(question).words))
 
-    def bm25_scores(self, question: str) -> np.ndarray:
-        return self.index.bm25.scores(self.query_tokens(question))
-
-    def dense_scores(self, question: str) -> np.ndarray:
+    # --- channels ----------------------------------------------------------------------------
+    def dense_scores(self, question: str | Query) -> np.ndarray:
         """Cosine similarity of the question to every clause, in index order. The question is
-        embedded with its glossary terms and typo repairs added (``query_text``): measured on
-        dev, dense hit@1 0.76 → 0.84; on test 0.74 → 0.77."""
-        vec = self.index.embedder.embed_queries([self.query_text(question)])[0]
+        embedded with its glossary terms and typo repairs added: measured on dev, dense hit@1
+        0.76 → 0.84; on test 0.74 → 0.77."""
+        return self._dense(self._embed(self._q(question)))[0]
+
+    def _q(self, question: str | Query) -> Query:
+        return self.analyse(question) if isinstance(question, str) else question
+
+    def _embed(self, q: Query) -> np.ndarray:
+        return self.index.embedder.embed_queries([q.expanded or q.text])[0]
+
+    def _dense(self, vec: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(cosine to every clause, cosine to every bank question)."""
         res = self.index.collection.query(
             query_embeddings=[vec.tolist()], n_results=len(self.ids), include=["distances"]
         )
         out = np.zeros(len(self.ids), dtype=np.float32)
         for cid, dist in zip(res["ids"][0], res["distances"][0], strict=True):
             out[self._pos[cid]] = 1.0 - float(dist)
-        return out
+        bank = self.index.bank
+        return out, (bank.vectors @ vec).astype(np.float32)
+
+    def scores(self, question: str | Query, method: str = "hybrid") -> Scores:
+        q = self._q(question)
+        n = len(self.ids)
+        zero = np.zeros(n, dtype=np.float32)
+        bank = self.index.bank
+        bm = self.index.bm25.scores(list(q.words))
+        ex = self.index.bm25_expansion.scores(list(q.words))
+        if method == "bm25":
+            return Scores(bm, zero, zero, ex, zero, zero, np.zeros(len(bank.entries), np.float32))
+        de, entry = self._dense(self._embed(q))
+        bg = self.index.bm25_bigram.scores(list(q.pairs))
+        bw = bank.per_clause(bank.bm25.scores(list(q.words)), n) if bank.bm25 else zero
+        bd = bank.per_clause(np.maximum(entry, 0.0), n)
+        return Scores(bm, de, bg, ex, bw, bd, entry)
 
     # --- fusion --------------------------------------------------------------------------
     def _rrf(self, scores: np.ndarray, weight: float, only_positive: bool) -> np.ndarray:
@@ -172,68 +262,84 @@ class Retriever:
             contrib[scores <= 0] = 0.0
         return contrib
 
-    def bigram_scores(self, question: str) -> np.ndarray:
-        return self.index.bm25_bigram.scores(segment.bigrams(self.query_text(question)))
-
-    def expansion_scores(self, question: str) -> np.ndarray:
-        return self.index.bm25_expansion.scores(self.query_tokens(question))
-
-    def fuse(
-        self,
-        question: str,
-        bm: np.ndarray,
-        de: np.ndarray,
-        bg: np.ndarray | None = None,
-        ex: np.ndarray | None = None,
-    ) -> np.ndarray:
-        """Weighted RRF of word BM25, dense, character-pair BM25 and expansion BM25; dense
-        weighs differently when the question is mostly not Chinese."""
+    def fuse(self, q: Query, sc: Scores) -> np.ndarray:
+        """Weighted RRF of the word, character-pair, expansion and bank BM25 channels and the
+        clause and bank dense channels; dense weighs differently for a foreign question. A word
+        channel that meets the question only through words most clauses share does not vote."""
         f = self.fusion
-        wd = f.w_dense_foreign if is_foreign(question) else f.w_dense
-        words = self.query_tokens(question)
-        pairs = segment.bigrams(self.query_text(question))
-        fused = self._rrf(de, wd, False)
-        if self._informs(words, self.index.bm25.vocab, self.generic):
-            fused += self._rrf(bm, f.w_bm25, True)
-        if f.w_bigram and self._informs(pairs, self.index.bm25_bigram.vocab, self.generic_pairs):
-            bg = self.bigram_scores(question) if bg is None else bg
-            fused += self._rrf(bg, f.w_bigram, True)
-        if f.w_expansion and self._informs(words, self.index.bm25_expansion.vocab, self.generic):
-            ex = self.expansion_scores(question) if ex is None else ex
-            fused += self._rrf(ex, f.w_expansion, True)
+        fused = self._rrf(sc.dense, f.w_dense_foreign if q.foreign else f.w_dense, False)
+        words_inform = self._informs(q.words, self.index.bm25.vocab, self.generic)
+        if words_inform:
+            fused += self._rrf(sc.bm25, f.w_bm25, True)
+        if f.w_bigram and self._informs(q.pairs, self.index.bm25_bigram.vocab, self.generic_pairs):
+            fused += self._rrf(sc.bigram, f.w_bigram, True)
+        if f.w_expansion and self._informs(q.words, self.index.bm25_expansion.vocab, self.generic):
+            fused += self._rrf(sc.expansion, f.w_expansion, True)
+        if f.w_bank_words and sc.bank_words.any():
+            fused += self._rrf(sc.bank_words, f.w_bank_words, True)
+        if f.w_bank_dense and sc.bank_dense.any():
+            fused += self._rrf(sc.bank_dense, f.w_bank_dense, True)
         return fused
 
-    def rank(self, question: str, method: str = "hybrid") -> tuple[list[Hit], QuerySignals]:
+    def order(self, q: Query, fused: np.ndarray) -> list[int]:
+        """Clause positions best first: fused score, then the structure rules (a heading below
+        its own best clause, a named chapter or section first, a definition first, a clause
+        number the question names first)."""
+        order = [int(i) for i in np.argsort(-fused, kind="stable")]
+        named = self._titled(q)
+        order = self._specific_first(order, keep=set(q.refs) | set(named))
+        order = self._first(named, order)
+        order = self._definition_first(q, order)
+        return self._first(list(q.refs), order)
+
+    def rank(self, question: str | Query, method: str = "hybrid") -> tuple[list[Hit], QuerySignals]:
         """All clauses ranked best first by ``method`` (hybrid | bm25 | dense)."""
-        tokens = self.query_tokens(question)
-        bm = self.index.bm25.scores(tokens)
-        ex = self.index.bm25_expansion.scores(tokens)  # fusion and abstention both use it
-        de = self.dense_scores(question) if method != "bm25" else np.zeros_like(bm)
-        fused = {"bm25": bm, "dense": de}.get(method)
+        q = self._q(question)
+        sc = self.scores(q, method)
+        fused = {"bm25": sc.bm25, "dense": sc.dense}.get(method)
         if fused is None:
-            fused = self.fuse(question, bm, de, ex=ex)
-        order = self._specific_first([int(i) for i in np.argsort(-fused, kind="stable")])
-        order = self._definition_first(question, order)
+            fused = self.fuse(q, sc)
+            order = self.order(q, fused)
+        else:
+            order = self._specific_first([int(i) for i in np.argsort(-fused, kind="stable")])
         hits = [
             Hit(
                 self.ids[i],
                 float(fused[i]),
                 self.clauses[self.ids[i]].quote_text,
                 self.clauses[self.ids[i]].path_str,
-                float(bm[i]),
-                float(de[i]),
+                float(sc.bm25[i]),
+                float(sc.dense[i]),
             )
             for i in order
         ]
-        return hits, self._signals(question, tokens, bm, de, ex)
+        return hits, self._signals(q, sc, fused, order)
 
-    def _specific_first(self, order: list[int], window: int = 5) -> list[int]:
+    def _first(self, ids: list[str], order: list[int]) -> list[int]:
+        front = [self._pos[c] for c in ids if c in self._pos]
+        return front + [i for i in order if i not in front]
+
+    def _titled(self, q: Query) -> list[str]:
+        """A chapter or section named by its title with a question about its scope ("工作保障
+        包括哪些方面", "任职资格有哪些") is answered with that heading: the longest title named."""
+        focus = q.focus
+        if not _TITLE_CUE.search(focus):
+            return []
+        for title, cid in self._titles:
+            if title in focus:
+                return [cid]
+        return []
+
+    def _specific_first(
+        self, order: list[int], window: int = 5, keep: set[str] | frozenset[str] = frozenset()
+    ) -> list[int]:
         """A heading with no text of its own (chapter 8, 7.1) never outranks its own best
-        clause: it moves just below the first of its descendants within the top ``window``."""
+        clause: it moves just below the first of its descendants within the top ``window``
+        (unless the question names it: ``keep``)."""
         out = list(order)
         for i in order[:window]:
             c = self.clauses[self.ids[i]]
-            if c.text:
+            if c.text or c.id in keep:
                 continue
             pos = out.index(i)
             below = [j for j, k in enumerate(out[:window]) if j > pos and self._under(k, c.id)]
@@ -241,19 +347,19 @@ class Retriever:
                 out.insert(below[0], out.pop(pos))
         return out
 
-    def _definition_first(self, question: str, order: list[int]) -> list[int]:
+    def _is_term(self, c: Clause) -> bool:
+        return c.parent is not None and "术语" in self.clauses[c.parent].title
+
+    def _definition_first(self, q: Query, order: list[int]) -> list[int]:
         """ "什么是首席质量官" / "What is a chief quality officer?": the term's entry in the
         terms-and-definitions chapter (GB/T 1.1 chapter 3) goes first."""
-        q = segment.expand(segment.normalize(question))
-        if not _DEFINITION_Q.search(q):
+        text = segment.expand(q.focus)
+        if not _DEFINITION_Q.search(text):
             return order
         terms = [
             i
             for i in order[:10]
-            if (c := self.clauses[self.ids[i]]).title
-            and c.parent
-            and "术语" in self.clauses[c.parent].title
-            and c.title in q
+            if (c := self.clauses[self.ids[i]]).title and self._is_term(c) and c.title in text
         ]
         return terms[:1] + [i for i in order if i not in terms[:1]]
 
@@ -265,11 +371,14 @@ class Retriever:
             p = self.clauses[p].parent
         return False
 
-    def _signals(
-        self, question: str, tokens: list[str], bm: np.ndarray, de: np.ndarray, ex: np.ndarray
-    ) -> QuerySignals:
-        plain = segment.tokenize(segment.normalize(question))
-        fired = bool(set(tokens) - set(plain))  # a synonym / glossary entry matched
+    def related(self, a: str, b: str) -> bool:
+        """Same clause, or one is an ancestor of the other."""
+        return a == b or self._under(self._pos[a], b) or self._under(self._pos[b], a)
+
+    def _signals(self, q: Query, sc: Scores, fused: np.ndarray, order: list[int]) -> QuerySignals:
+        tokens = set(q.words)
+        plain = list(q.plain)
+        fired = bool(tokens - set(q.plain) - set(segment.tokenize(q.story)))  # glossary matched
         # In a Chinese question every specific word counts; in an English one only the Chinese
         # words do, unless clauses have English renderings (else English words are judged
         # through the glossary, i.e. ``fired``).
@@ -289,32 +398,56 @@ class Retriever:
         strange = {t for t in plain if len(t) > 1 and not t.isascii() and not self._known(t)}
         unknown = [
             t
-            for t in (segment.asked_about(question) if strange else [])
+            for t in (segment.asked_about(q.focus) if strange else [])
             if t in strange and t not in self.generic and t not in segment.LIGHT_NOUNS
         ]
-        if _CJK.search(question):  # a name in Latin letters in a Chinese question
-            names = _LATIN.findall(segment.normalize(question))
-            unknown += [w for w in names if not self._known(w)]
+        if _CJK.search(q.focus):  # a name in Latin letters in a Chinese question
+            unknown += [w for w in _LATIN.findall(q.focus) if not self._known(w)]
         if specific:
             coverage = len(covered) / len(specific)
         else:
             coverage = 1.0 if fired or (plain and all(t in vocab for t in plain)) else 0.0
+        if q.refs:
+            coverage = 1.0 if q.bare_ref else coverage
+        bm, de = sc.bm25, sc.dense
         b_best, d_best = int(np.argmax(bm)), int(np.argmax(de))
-        a, b = self.ids[b_best], self.ids[d_best]
-        agree = bool(bm.max() > 0) and (
-            a == b or self.clauses[a].parent == b or self.clauses[b].parent == a
-        )
+        agree = bool(bm.max() > 0) and self.related(self.ids[b_best], self.ids[d_best])
         # the best word match in the standard's text or in its expansions (English questions
         # meet only the English renderings)
-        lexical = max(float(bm.max(initial=0.0)), float(ex.max(initial=0.0)))
+        lexical = max(float(bm.max(initial=0.0)), float(sc.expansion.max(initial=0.0)))
+        top = fused[order[0]] if order else 0.0
+        second = fused[order[1]] if len(order) > 1 else 0.0
         return QuerySignals(
             float(coverage),
             lexical,
             float(de.max(initial=0.0)),
             agree,
             tuple(unknown),
-            is_foreign(question),
+            q.foreign,
+            *self._bank_votes(sc.bank_entry, self.ids[order[0]] if order else ""),
+            refs=bool(q.refs),
+            bare_ref=q.bare_ref,
+            margin=float((top - second) / top) if top > 0 else 0.0,
         )
+
+    def _bank_votes(self, entry: np.ndarray, top_id: str) -> tuple[float, float, float, bool]:
+        """(nearest answerable, nearest unanswerable, share of unanswerable among the
+        ``_NEIGHBOURS`` nearest weighted by cosine, does the nearest answerable one point to
+        the top hit or a relative)."""
+        bank = self.index.bank
+        if not len(entry):
+            return 0.0, 0.0, 0.0, False
+        ok = bank.answerable
+        pos = float(entry[ok].max(initial=0.0))
+        neg = float(entry[~ok].max(initial=0.0))
+        near = np.argsort(-entry)[:_NEIGHBOURS]
+        w = np.maximum(entry[near], 0.0)
+        share = float(w[~ok[near]].sum() / w.sum()) if w.sum() > 0 else 0.0
+        agree = False
+        if ok.any() and top_id:
+            best = int(np.flatnonzero(ok)[np.argmax(entry[ok])])
+            agree = any(self.related(c, top_id) for c in bank.entries[best].clauses)
+        return pos, neg, share, agree
 
     def search(self, question: str, k: int = 5, method: str = "hybrid") -> list[Hit]:
         return self.rank(question, method)[0][:k]

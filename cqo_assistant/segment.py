@@ -91,6 +91,14 @@ def _cut(text: str) -> tuple[str, ...]:
     return tuple(_tokenizer().lcut(text, HMM=False))
 
 
+@lru_cache(maxsize=4096)
+def _cut_for_search(text: str) -> tuple[str, ...]:
+    """jieba's search mode: each word, and for a long word also its dictionary parts
+    (解除聘任 → 解除, 聘任, 解除聘任), so a user-dictionary compound never hides its parts from a
+    question that writes them apart ("解除了他的聘任")."""
+    return tuple(_tokenizer().lcut_for_search(text, HMM=False))
+
+
 _SUFFIXES = (("ies", "y"), ("ing", ""), ("ed", ""), ("es", ""), ("s", ""))
 
 
@@ -107,14 +115,14 @@ def stem(word: str) -> str:
 
 
 def tokenize(text: str) -> list[str]:
-    """Tokens for BM25: jieba words, lowercased, without stop words or punctuation; English
-    words lightly stemmed.
+    """Tokens for BM25: jieba words in search mode (a compound and its parts), lowercased,
+    without stop words or punctuation; English words lightly stemmed.
 
     A plain callable (cached), usable by bm25s or any other consumer."""
     stop = stopwords()
     return [
         stem(t)
-        for t in _cut(normalize(text))
+        for t in _cut_for_search(normalize(text))
         if t.strip() and _WORD.search(t) and t not in stop and not (t.isascii() and len(t) == 1)
     ]
 
