@@ -127,6 +127,10 @@ class Retriever:
         self._bigrams = frozenset(corpus[i : i + 2] for i in range(len(corpus) - 1))
         self._chars = frozenset(corpus)
         self.analyse = lru_cache(maxsize=1024)(self._analyse)  # every channel reads one Query
+        # a follow-up re-ranks the questions before it: their embeddings are kept
+        self._embed_text = lru_cache(maxsize=256)(
+            lambda text: self.index.embedder.embed_queries([text])[0]
+        )
         self._sounds: dict[tuple[str, ...], list[str]] = {}  # pinyin → the standard's words
         for w in self.index.bm25.vocab:
             if 2 <= len(w) <= 4 and _CJK.fullmatch(w[0]) and _CJK.fullmatch(w[-1]):
@@ -224,7 +228,7 @@ class Retriever:
         return self.analyse(question) if isinstance(question, str) else question
 
     def _embed(self, q: Query) -> np.ndarray:
-        return self.index.embedder.embed_queries([q.expanded or q.text])[0]
+        return self._embed_text(q.expanded or q.text)
 
     def _dense(self, vec: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(cosine to every clause, cosine to every bank question)."""
