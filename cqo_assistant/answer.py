@@ -47,11 +47,11 @@ class Answer:
             "id": qid,
             "question": self.question,
             "found": self.found,
-            "coverage": self.coverage,
             "answer": self.text,
             "citations": [asdict(c) for c in self.citations],
             "related": [asdict(c) for c in self.related],
             "ranked": list(self.ranked),
+            "coverage": self.coverage,
         }
 
 
@@ -249,10 +249,15 @@ def _quote(clause: Clause, clauses: dict[str, Clause]) -> str:
         ptitle = f"（{parent.title}）" if parent.title else ""
         base, item = clause.number.split(" ", 1)
         return f"第{base}条{ptitle} {item}：“{clause.text}”"
-    if not clause.text:  # a heading only: quote short clauses, name titled sections
+    if not clause.text:  # a heading only: quote short clauses (and their lists), name sections
         kids = [clauses[c] for c in clause.children]
         if all(k.text and not k.title for k in kids):
-            listed = "".join(f"\n  {k.label}：“{k.text}”" for k in kids)
+            listed = "".join(
+                f"\n  {k.label}：“{k.text}”"
+                + "".join(f"\n    {clauses[i].number.split(' ')[-1]} “{clauses[i].text}”"
+                          for i in k.children)
+                for k in kids
+            )  # fmt: skip
             return f"{label}：“{clause.quote_text}”{listed}"
         parts = "、".join(k.label + (f"（{k.title}）" if k.title else "") for k in kids)
         return f"{label}：“{clause.quote_text}”，包括{parts}"
@@ -306,19 +311,21 @@ def decide(
     cfg: AnswerConfig,
 ) -> str:
     """answered | closest | not_covered. A bare clause number is answered with that clause. A
-    figure asked for that the best clause does not state is at most "closest"."""
+    figure asked for that the best clause does not state, or a question with no word that
+    tells clauses apart ("具体有哪些？" asked on its own), is at most "closest"."""
     if not hits:
         return NOT_COVERED
     if signals.bare_ref:
         return ANSWERED
     rules = is_covered(signals, cfg)
     figure = states_figure(question, hits, clauses)
+    sure = figure and (signals.content or signals.refs)
     if cfg.judge is None:  # not calibrated: the rules alone
-        return (ANSWERED if figure else CLOSEST) if rules else NOT_COVERED
+        return (ANSWERED if sure else CLOSEST) if rules else NOT_COVERED
     p = cfg.judge.prob(features(signals, rules, figure))
     if p < cfg.judge.closest_at:
         return NOT_COVERED
-    return ANSWERED if p >= cfg.judge.answer_at and figure else CLOSEST
+    return ANSWERED if p >= cfg.judge.answer_at and sure else CLOSEST
 
 
 def compose(

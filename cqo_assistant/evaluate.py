@@ -666,6 +666,35 @@ def render_report(summaries: list[dict[str, Any]], extra: dict[str, Any]) -> str
                 f"{_pct(s['citation_precision'])} | {_pct(s['citation_recall'])} | "
                 f"{_pct(s['verbatim'])} |"
             )
+    lines += [
+        "",
+        "“Abstained” is any answer that is not “answered” (closest or not covered). The three "
+        "coverage states:",
+        "",
+        "| method | answerable → not_covered | answerable → closest | unanswerable → answered |",
+        "|---|---|---|---|",
+    ]
+    for s in summaries:
+        if "coverage" in s:
+            c = s["coverage"]
+            lines.append(
+                f"| {s['method']} | {_pct(c['answerable_not_covered'])} | "
+                f"{_pct(c['answerable_closest'])} | {_pct(c['unanswerable_answered'])} |"
+            )
+    if extra.get("dialogs"):
+        d = extra["dialogs"]
+        lines += [
+            "",
+            f"## Dialogs (`{extra['dialogs_file']}`, split `{extra['split']}`)",
+            "",
+            "| follow-ups | follow-up hit@1 | follow-up MRR@10 | answerable follow-ups not "
+            "covered | unanswerable follow-ups | not answered | first-turn hit@1 |",
+            "|---|---|---|---|---|---|---|",
+            f"| {d['follow_ups']} | {_pct(d['follow_up_hit@1'])} | "
+            f"{_pct(d['follow_up_mrr@10'])} | {_pct(d['follow_up_not_covered'])} | "
+            f"{d['unanswerable_follow_ups']} | {_pct(d['unanswerable_not_answered'])} | "
+            f"{_pct(d['first_turn_hit@1'])} |",
+        ]
     lines += ["", "## Per question type (hybrid, hierarchical)", ""]
     lines += ["| type | n | hit@1 | hit@3 | MRR@10 | wrongly abstained / abstained (neg) |"]
     lines += ["|---|---|---|---|---|---|"]
@@ -739,6 +768,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
     results = {m: run_method(assistant, m, items, progress) for m in methods}
     summaries = [summarize(results[m], parents, std_text) for m in methods]
     main = results.get("hybrid") or results[methods[0]]
+    if args.dialogs:
+        dialogs = load_dialogs(Path(args.dialogs), args.split)
+        rows = run_dialogs(assistant, dialogs, progress)
+        turns = [(r["turn"], tuple(r["gold"]), r["ranked"], r["coverage"]) for r in rows]
     extra = {
         "command": _command_line(),
         "date": time.strftime("%Y-%m-%d"),
@@ -750,6 +783,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
         "per_type": per_type(main, parents),
         "failures": failures(main, parents),
     }
+    if args.dialogs:
+        extra["dialogs"] = dialog_metrics(turns, parents)
+        extra["dialogs_file"] = args.dialogs
     if args.json:
         print(json.dumps({"summaries": summaries, **extra}, ensure_ascii=False, indent=2))
     else:
@@ -768,6 +804,12 @@ def register_cli(sub: Any) -> None:
     s.add_argument("--json", action="store_true")
     s.add_argument("--report", help="write the Markdown report to this file")
     s.add_argument("--calibrate", action="store_true", help="tune thresholds on dev and save them")
+    s.add_argument(
+        "--dialogs",
+        nargs="?",
+        const="eval/dialogs.jsonl",
+        help="also run the follow-up dialogs of the split (default file: eval/dialogs.jsonl)",
+    )
     s.set_defaults(func=cmd_eval)
 
 

@@ -314,6 +314,7 @@ def create_app(
                 },
                 "citations": citations,
                 "found": ans.found,
+                "coverage": ans.coverage,
             }
 
         async def events() -> AsyncIterator[str]:
@@ -332,7 +333,7 @@ def create_app(
             for line in ans.text.splitlines(keepends=True):  # one clause per chunk
                 yield chunk({"content": line}, None)
                 await asyncio.sleep(0)
-            yield chunk({}, "stop", citations=citations, found=ans.found)
+            yield chunk({}, "stop", citations=citations, found=ans.found, coverage=ans.coverage)
             yield "data: [DONE]\n\n"
 
         return StreamingResponse(events(), media_type="text/event-stream")

@@ -200,13 +200,32 @@ def _bank_key(entry: BankEntry, embedder_name: str) -> str:
 
 
 def _previous_bank(index_dir: Path) -> dict[str, np.ndarray]:
-    """Bank vectors of the current index keyed by (embedder, question) hash, to reuse."""
-    try:
+    """Bank vectors to reuse, keyed by (embedder, question) hash: those of the current index
+    and of the machine's cache (``_bank_cache``), so a second index on the same machine (a test
+    home, a rebuild into a new folder) does not embed 4,000 questions again (~40 s)."""
+    out: dict[str, np.ndarray] = {}
+    with contextlib.suppress(OSError, ValueError, KeyError):
+        data = np.load(_bank_cache(), allow_pickle=False)
+        out.update(zip(data["keys"].tolist(), data["vectors"], strict=True))
+    with contextlib.suppress(OSError, ValueError, KeyError):
         rows = json.loads((index_dir / "bank" / "entries.json").read_text("utf-8"))
         vectors = np.load(index_dir / "bank" / "vectors.npy")
-        return {r["key"]: v for r, v in zip(rows, vectors, strict=True)}
-    except (OSError, ValueError, KeyError):
-        return {}
+        out.update({r["key"]: v for r, v in zip(rows, vectors, strict=True)})
+    return out
+
+
+def _bank_cache() -> Path:
+    """Embeddings are a pure function of (embedder, text), so a cache beside jieba's in the
+    temp dir is safe to share and to lose."""
+    return Path(tempfile.gettempdir()) / "cqo_bank_vectors.npz"
+
+
+def _save_bank_cache(keys: list[str], vectors: np.ndarray) -> None:
+    path = _bank_cache()
+    with contextlib.suppress(OSError):
+        tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npz")
+        np.savez(tmp, keys=np.array(keys), vectors=vectors)
+        os.replace(tmp, path)
 
 
 def build_bank(
@@ -229,6 +248,8 @@ def build_bank(
         idx = todo[start : start + batch]
         vectors[idx] = embedder.embed_queries([entries[i].question for i in idx])
         progress(f"[3/5] bank: embedded {min(start + batch, len(todo))}/{len(todo)} questions")
+    if todo:
+        _save_bank_cache(keys, vectors)
     bm25 = BM25Index.build([x.question for x in entries]) if entries else None
     return bm25, vectors, keys
 

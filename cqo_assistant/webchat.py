@@ -37,6 +37,7 @@ CSS = """
 .cqo-card { border: 1px solid #d0d7de; border-left: 4px solid #2f6fde; border-radius: 8px;
   padding: 8px 10px; margin: 8px 0; background: #fafcff; overflow-wrap: anywhere; }
 .cqo-card.related { border-left-color: #9aa4b2; background: #f7f7f8; }
+.cqo-closest { font-weight: 600; color: #8a5a00; }
 .cqo-card .cqo-id { font-weight: 600; color: #1f4fa8; }
 .cqo-card .cqo-path { font-size: 0.85em; color: #57606a; margin: 2px 0 4px; }
 .cqo-card .cqo-text { white-space: pre-wrap; }
@@ -89,6 +90,16 @@ def clause_card(clause: Clause, terms: Iterable[str] = (), related: bool = False
 
 def render_answer(ans: Answer, clauses: dict[str, Clause], terms: Sequence[str] = ()) -> str:
     """The assistant's chat message: short answer, then one card per cited clause."""
+    if ans.coverage == "closest":
+        near = [clauses[c.clause] for c in ans.related]
+        best = clause_card(near[0], terms) if near else ""
+        more = "".join(clause_card(c, terms, related=True) for c in near[1:])
+        return (
+            '<div class="cqo-answer"><div class="cqo-closest">标准没有直接回答这个问题</div>'
+            f"<div>最接近的规定是（请结合实际情况判断）：</div>{best}"
+            + (f"<div>其他相关条款：</div>{more}" if more else "")
+            + "</div>"
+        )
     if not ans.found:
         near = [clauses[c.clause] for c in ans.related]
         cards = "".join(clause_card(c, terms, related=True) for c in near)

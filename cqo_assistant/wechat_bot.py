@@ -40,7 +40,6 @@ WELCOME = (
 NON_TEXT = "请发送文字问题，例如：首席质量官的任职资格有哪些？"
 SLOW = "这个问题的回答还在生成，请稍后再发送一次同样的问题。"
 TOO_FAST = "提问太频繁了，请一分钟后再试。"
-_CLAUSE_ID = re.compile(r"^(第?\s*\d+(\.\d+)*\s*条?\s*([a-zA-Z][)）]?)?|前言|引言)$")
 
 
 class BadXML(CQOError):
@@ -172,13 +171,7 @@ def reply_text(assistant: Any, message: Any) -> str:
     if mtype != "text":
         return NON_TEXT
     content = (message.content or "").strip()
-    if _CLAUSE_ID.match(content):
-        try:
-            c = assistant.clause(content)
-            return fit_reply(f"{c.standard} {c.label}\n{c.path_str}\n{c.display_text()}")
-        except InputError:
-            pass
-    try:
+    try:  # a bare clause number ("9.5", "第9章") is answered with that clause and its children
         return fit_reply(assistant.ask(content).text)
     except InputError as e:
         return str(e).split(" / ")[0]

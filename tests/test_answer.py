@@ -12,7 +12,7 @@ from cqo_assistant import Assistant
 from cqo_assistant.answer import AnswerConfig, asked_unit, gives_quantity, is_covered
 from cqo_assistant.errors import InputError, UnknownClauseError
 from cqo_assistant.evaluate import load_gold, verbatim
-from cqo_assistant.parse import read_text
+from cqo_assistant.parse import Clause, read_text
 from cqo_assistant.retrieve import QuerySignals
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -74,13 +74,46 @@ def test_follow_up_uses_history(assistant: Assistant) -> None:
     follow = assistant.ask("那它有哪些职权？", history=["首席质量官是什么？"])
     assert follow.found and follow.ranked[0].startswith("8.1")
     assert alone.question == follow.question
+    assert assistant.contextualize("那它有哪些职权？", ["首席质量官是什么？"]) != "那它有哪些职权？"
     # a follow-up with no content of its own is answered from the previous question …
     vague = assistant.ask("具体有哪些？", history=["首席质量官的任职能力有哪些要求？"])
     assert vague.found and vague.citations[0].clause == "5.2"
-    assert not assistant.ask("具体有哪些？").found
+    lone = assistant.ask("具体有哪些？")  # … and on its own names nothing to answer
+    assert not lone.found and lone.ranked[0] != vague.ranked[0]
     # … one the standard answers on its own keeps its own words
     own = assistant.ask("那什么情况下会被解聘？", history=["首席质量官有哪些工作职责？"])
     assert own.citations[0].clause == "9.5"
+
+
+@pytest.mark.parametrize(
+    ("history", "question", "clause"),
+    [
+        (["首席质量官有哪些职权？"], "第四项是什么意思？", "8.1 d)"),
+        (["首席质量官有哪些职权？"], "最后一项呢？", "8.1 g)"),
+        (["哪些情形企业宜解除首席质量官的聘任？"], "第二种呢？", "9.5 b)"),
+        (["What powers does the CQO have?"], "And the second one?", "8.1 b)"),
+        (["首席质量官的工作职责有哪些？"], "第三条讲的啥", "6.3"),
+    ],
+)
+def test_ordinal_follow_up_refers_to_the_last_answers_list(
+    assistant: Assistant, history: list[str], question: str, clause: str
+) -> None:
+    ans = assistant.ask(question, history=history)
+    assert ans.found and ans.citations[0].clause == clause, ans.ranked[:3]
+    assert assistant.ask(question).ranked[0] != clause  # the history made the difference
+
+
+def test_topic_switch_is_answered_on_its_own(assistant: Assistant) -> None:
+    history = ["首席质量官有哪些职权？"]
+    q = "另外，首席质量官需要什么学历？"
+    assert assistant.contextualize(q, history) == "首席质量官需要什么学历？"
+    assert assistant.ask(q, history=history).citations[0].clause == "5.1 e)"
+
+
+def test_an_unanswerable_follow_up_is_not_answered(assistant: Assistant) -> None:
+    """The last question's words must not lend it a confident citation."""
+    ans = assistant.ask("那他一个月工资多少？", history=["首席质量官有哪些职权？"])
+    assert ans.coverage != "answered" and not ans.found
 
 
 def test_clause_lookup(assistant: Assistant) -> None:
@@ -94,7 +127,17 @@ def test_clause_lookup(assistant: Assistant) -> None:
 
 def test_answer_json_contract(assistant: Assistant) -> None:
     d = assistant.ask("首席质量官由谁任命？").to_json("x1")
-    assert list(d) == ["id", "question", "found", "answer", "citations", "related", "ranked"]
+    assert list(d) == [
+        "id",
+        "question",
+        "found",
+        "answer",
+        "citations",
+        "related",
+        "ranked",
+        "coverage",
+    ]
+    assert d["coverage"] == "answered" and d["found"] is True
     assert d["id"] == "x1" and len(d["ranked"]) <= 10
     assert set(d["citations"][0]) == {"clause", "path", "text", "score"}
     json.dumps(d, ensure_ascii=False)
@@ -123,7 +166,8 @@ def test_quantity_questions_need_a_figure_in_the_unit_asked(
 def test_quantity_question_abstains_when_the_best_clause_has_no_such_figure(
     assistant: Assistant,
 ) -> None:
-    assert not assistant.ask("首席质量官一届任期是几年？").found  # 9.2 gives no term length
+    term = assistant.ask("首席质量官一届任期是几年？")  # 9.2 speaks of the term, gives no length
+    assert not term.found and term.coverage in ("closest", "not_covered")
     assert assistant.ask("没评上职称的话，得干几年质量才能当质量官？").found  # 5.1 e): 5年
 
 
@@ -217,3 +261,119 @@ def test_states_figure(assistant: Assistant) -> None:
     assert states_figure(q, top(q), clauses)
     q = "首席质量官有哪些职权？"  # not a quantity question
     assert states_figure(q, top(q), clauses)
+
+
+# --- structure-aware answers --------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("question", "clause", "must_quote"),
+    [
+        ("9.5", "9.5", ["虚假报告", "违反国家法律法规"]),  # a list with its items
+        ("第9章", "9", ["任期届满", "离职、调离", "知情不报"]),  # a chapter with its clauses
+        ("7.1", "7.1", ["7.1.1", "7.1.2"]),  # a section naming its sub-sections
+        ("第八章第一条第六项是啥", "8.1 f)", ["建议权"]),
+        ("8.1d", "8.1 d)", ["一票否决"]),
+        ("第8.1条d项", "8.1 d)", ["一票否决"]),
+        ("8.1条第四项讲什么", "8.1 d)", ["一票否决"]),
+        ("第九章第五条", "9.5", ["虚假报告"]),
+        ("7.3里第三条", "7.3 c)", ["六西格玛"]),
+        ("标准第六章主要讲了什么", "6", ["6.1", "6.7"]),
+    ],
+)
+def test_a_clause_number_in_any_form_answers_with_that_clause(
+    assistant: Assistant, question: str, clause: str, must_quote: list[str]
+) -> None:
+    ans = assistant.ask(question)
+    assert ans.coverage == "answered" and [c.clause for c in ans.citations] == [clause]
+    for text in must_quote:
+        assert text in ans.text, (question, text)
+
+
+@pytest.mark.parametrize(
+    ("question", "clause"),
+    [
+        ("工作保障包括哪些方面？", "8"),
+        ("第7章主要讲什么？", "7"),
+        ("任职资格有哪些？", "5.1"),
+        ("岗位职权保证包括哪些内容", "8.1"),
+    ],
+)
+def test_chapter_and_list_questions_answer_with_the_heading(
+    assistant: Assistant, question: str, clause: str
+) -> None:
+    ans = assistant.ask(question)
+    assert ans.found and ans.citations[0].clause == clause, ans.ranked[:3]
+    c = assistant.clause_map[clause]
+    for kid in c.children:  # every child is named or quoted
+        k = assistant.clause_map[kid]
+        assert k.text in ans.text or k.label in ans.text, (question, kid)
+
+
+def test_no_clause_is_cited_twice(assistant: Assistant) -> None:
+    """A cited list quotes its items: an item of it (or its parent) is never cited beside it."""
+    from cqo_assistant.evaluate import ancestors
+
+    parents = {c.id: c.parent for c in assistant.clauses()}
+    for item in load_gold(ROOT / "eval" / "gold.jsonl", "dev")[:200]:
+        cited = [c.clause for c in assistant.ask(item.question).citations]
+        for a in cited:
+            for b in cited:
+                assert a == b or a not in ancestors(b, parents), (item.question, cited)
+
+
+@pytest.mark.parametrize(
+    ("question", "clause"),
+    [
+        ("按标准，首席质量官有没有一票否决权？", "8.1 d)"),
+        ("本标准里，首席质量官直接领导哪些部门？", "4.4"),
+        (
+            "上周车间发现一批外协件尺寸超差，质量部长兼首席质量官知道了却一直压着没往上报，"
+            "拖到客户投诉才说。按标准，企业能解除他的首席质量官聘任吗？",
+            "9.5 b)",
+        ),
+    ],
+)
+def test_meta_phrases_and_stories_do_not_drown_the_question(
+    assistant: Assistant, question: str, clause: str
+) -> None:
+    ans = assistant.ask(question)
+    assert ans.found and ans.ranked[0] == clause, ans.ranked[:3]
+
+
+def test_three_way_coverage_by_hand() -> None:
+    """decide(): the judge's probability against its two cut-offs; a bare clause number is
+    answered; a missing figure or a question with no content word is at most "closest"."""
+    from cqo_assistant.answer import FEATURES, Judge, decide
+    from cqo_assistant.retrieve import Hit
+
+    n = len(FEATURES)
+    # a judge that reads coverage only: p = sigmoid(4 * (coverage - 0.5))
+    w = tuple(4.0 if f == "coverage" else 0.0 for f in FEATURES)
+    judge = Judge(FEATURES, (0.0,) * n, (1.0,) * n, w, -2.0, answer_at=0.8, closest_at=0.3)
+    cfg = AnswerConfig(judge=judge)
+    clause = Clause("8.1 d)", "8.1 d)", "", "一票否决权；", ("8",), "8.1", (), "DB")
+    clauses = {"8.1 d)": clause}
+    hits = [Hit("8.1 d)", 1.0, clause.text, "")]
+
+    def sig(coverage: float, **kw: object) -> QuerySignals:
+        return replace(QuerySignals(coverage, 3.0, 0.9, True), **kw)  # type: ignore[arg-type]
+
+    assert decide("有一票否决权吗", hits, sig(1.0), clauses, cfg) == "answered"  # p = 0.88
+    assert decide("有一票否决权吗", hits, sig(0.5), clauses, cfg) == "closest"  # p = 0.5
+    assert decide("有一票否决权吗", hits, sig(0.0), clauses, cfg) == "not_covered"  # p = 0.12
+    assert decide("有一票否决权吗", hits, sig(0.0, bare_ref=True), clauses, cfg) == "answered"
+    assert decide("要几年？", hits, sig(1.0), clauses, cfg) == "closest"  # no figure in 8.1 d)
+    assert decide("有哪些？", hits, sig(1.0, content=False), clauses, cfg) == "closest"
+    assert decide("x", [], sig(1.0), clauses, cfg) == "not_covered"
+
+
+def test_closest_and_not_covered_texts(assistant: Assistant) -> None:
+    from cqo_assistant.answer import compose
+
+    q = "首席质量官的一票否决权能被董事长推翻吗？"
+    hits, signals = assistant.retriever.rank(q)
+    near = compose(q, hits, signals, assistant.clause_map, assistant.config, "closest")
+    assert near.text.startswith("标准没有直接回答这个问题，最接近的规定是")
+    assert hits[0].text in near.text and not near.found and not near.citations
+    assert near.related[0].clause == hits[0].clause_id and near.to_json()["coverage"] == "closest"
+    out = compose(q, hits, signals, assistant.clause_map, assistant.config, "not_covered")
+    assert "未涉及" in out.text and not out.found and out.to_json()["coverage"] == "not_covered"
