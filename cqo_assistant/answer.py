@@ -75,6 +75,7 @@ FEATURES = (
     "bank_agree",
 )
 WORD_FEATURES = FEATURES[:8]  # no cosines: for BM25 alone or an uncalibrated embedder
+NOBANK_FEATURES = FEATURES[:10]  # for a standard without a question bank
 
 
 def features(sig: QuerySignals, rules: bool, figure: bool) -> dict[str, float]:
@@ -149,6 +150,7 @@ class AnswerConfig:
     max_citations: int = 3
     judge: Judge | None = None  # answerability from all signals; None: the rules alone
     judge_words: Judge | None = None  # the same without cosines (see ``words_only``)
+    judge_nobank: Judge | None = None  # … without the bank, for a standard that has none
 
     @classmethod
     def load(cls, embedder: str | None = None) -> AnswerConfig:
@@ -162,6 +164,7 @@ class AnswerConfig:
             **{k: v for k, v in data.items() if k in cls.__annotations__ and "judge" not in k},
             judge=Judge.from_json(data.get("judge")),
             judge_words=Judge.from_json(data.get("judge_words")),
+            judge_nobank=Judge.from_json(data.get("judge_nobank")),
         )
         if embedder and calibration.get("embedder", embedder) != embedder:
             return cfg.words_only()
@@ -170,7 +173,13 @@ class AnswerConfig:
     def words_only(self) -> AnswerConfig:
         """Without the dense thresholds and cosine features: for BM25 alone, or cosines on an
         uncalibrated scale."""
-        return replace(self, min_dense=float("inf"), dense_floor=0.0, judge=self.judge_words)
+        return replace(
+            self,
+            min_dense=float("inf"),
+            dense_floor=0.0,
+            judge=self.judge_words,
+            judge_nobank=self.judge_words,
+        )
 
 
 # "How many / how long / how much" questions, and the unit the figure must carry
@@ -320,12 +329,13 @@ def decide(
     rules = is_covered(signals, cfg)
     figure = states_figure(question, hits, clauses)
     sure = figure and (signals.content or signals.refs)
-    if cfg.judge is None:  # not calibrated: the rules alone
+    judge = cfg.judge if signals.bank else cfg.judge_nobank
+    if judge is None:  # not calibrated: the rules alone
         return (ANSWERED if sure else CLOSEST) if rules else NOT_COVERED
-    p = cfg.judge.prob(features(signals, rules, figure))
-    if p < cfg.judge.closest_at:
+    p = judge.prob(features(signals, rules, figure))
+    if p < judge.closest_at:
         return NOT_COVERED
-    return ANSWERED if p >= cfg.judge.answer_at and sure else CLOSEST
+    return ANSWERED if p >= judge.answer_at and sure else CLOSEST
 
 
 def compose(
@@ -348,6 +358,8 @@ def compose(
             f"{_quote(clauses[best.clause_id], clauses)}\n"
             f"出处：{_standard_ref(clauses[best.clause_id])}（请结合实际情况判断）"
         )
+        if signals.unknown:
+            text += f"\n（本标准中没有“{'”“'.join(signals.unknown)}”。）"
         if refs:
             text += f"\n其他相关条款：{refs}"
         return Answer(question, False, text, (), related, ranked, CLOSEST)

@@ -156,7 +156,7 @@ class Assistant:
         text = self.contextualize(q, history)
         hits, signals = self.retriever.rank(text, method)
         coverage = decide(q, hits, signals, self.clause_map, cfg)
-        if text != q and coverage == ANSWERED:
+        if text != q and coverage == ANSWERED and not self.retriever.analyse(text).refs:
             # the last question's words lend a follow-up confidence it may not deserve: one
             # that on its own is plainly outside the standard ("要开职代会表决吗？") is at most
             # "closest"

@@ -34,6 +34,7 @@ import numpy as np
 
 from .answer import (
     FEATURES,
+    NOBANK_FEATURES,
     WORD_FEATURES,
     Answer,
     AnswerConfig,
@@ -604,15 +605,22 @@ def calibrate_answer(
     for label, cfg, names in (
         ("judge", best, FEATURES),
         ("judge_words", best.words_only(), WORD_FEATURES),
+        ("judge_nobank", best, NOBANK_FEATURES),
     ):
         feats = [features(s, is_covered(s, cfg), f) for s, f in zip(sigs, figure, strict=True)]
         judges[label] = fit_judge(feats, answerable, names)
-    best = replace(best, judge=judges["judge"][0], judge_words=judges["judge_words"][0])
+    best = replace(
+        best,
+        judge=judges["judge"][0],
+        judge_words=judges["judge_words"][0],
+        judge_nobank=judges["judge_nobank"][0],
+    )
     report = {
         "max_wrong": max_wrong,
         "budgets": tried,
         "judge_held_out": judges["judge"][1],
         "judge_words_held_out": judges["judge_words"][1],
+        "judge_nobank_held_out": judges["judge_nobank"][1],
     }
     return best, report
 

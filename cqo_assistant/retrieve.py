@@ -86,6 +86,7 @@ class QuerySignals:
     bare_ref: bool = False  # … and nothing else
     margin: float = 0.0  # (best − second) / best fused score
     content: bool = True  # the question sentence has a word that tells clauses apart
+    bank: bool = False  # the top hit's standard has a question bank (else bank_* mean nothing)
 
 
 @dataclass(frozen=True)
@@ -137,6 +138,8 @@ class Retriever:
             if 2 <= len(w) <= 4 and _CJK.fullmatch(w[0]) and _CJK.fullmatch(w[-1]):
                 for key in segment.pinyin_keys(w):
                     self._sounds.setdefault(key, []).append(w)
+        bank = self.index.bank.entries
+        self._banked = {self.clauses[c].standard for e in bank for c in e.clauses}
         # titled clauses, longest title first (a chapter question names its heading)
         # (not a term's entry in 术语和定义: its title is the term, named in most questions)
         self._titles = sorted(
@@ -447,6 +450,7 @@ class Retriever:
             bare_ref=q.bare_ref,
             margin=float((top - second) / top) if top > 0 else 0.0,
             content=bool(self._content(q.focus)),
+            bank=bool(order) and self.clauses[self.ids[order[0]]].standard in self._banked,
         )
 
     def _bank_votes(self, entry: np.ndarray, top_id: str) -> tuple[float, float, float, bool]:

@@ -46,12 +46,10 @@ def test_bank_has_no_near_copies_across_splits_or_of_eval_questions(bank: list) 
     train = [e.question for e in bank if e.split == "train"]
     dev = [e.question for e in bank if e.split == "dev"]
     assert near_duplicates(dev, train) == []
-    held = [json.loads(x)["question"] for x in (ROOT / "eval" / "gold.jsonl").open("utf-8")]
-    held += [
-        t["q"]
-        for x in (ROOT / "eval" / "dialogs.jsonl").open("utf-8")
-        for t in json.loads(x)["turns"]
-    ]
+    lines = (ROOT / "eval" / "gold.jsonl").read_text("utf-8").splitlines()
+    held = [json.loads(x)["question"] for x in lines]
+    dialogs = (ROOT / "eval" / "dialogs.jsonl").read_text("utf-8").splitlines()
+    held += [t["q"] for x in dialogs for t in json.loads(x)["turns"]]
     assert near_duplicates(train + dev, held) == []
 
 

@@ -28,6 +28,7 @@ def test_manifest(settings: Settings) -> None:
     assert list(m["corpus"]) == [
         "DB1302-T-589-2024.txt",
         "DB1302-T-589-2024.expansions.json",
+        "DB1302-T-589-2024.bank.jsonl",
     ] and all(len(h) == 64 for h in m["corpus"].values())
     idx = load_index(settings)
     assert idx.collection.count() == 91
@@ -83,7 +84,7 @@ def test_incremental_rebuild_and_atomic_swap(tmp_path: Path, home: Path) -> None
     shutil.copy(SECOND, h / "corpus" / "second.txt")
     logs.clear()
     m = build_index(Settings.load(home=h), progress=logs.append)
-    assert m["clause_count"] == 101 and len(m["corpus"]) == 3  # 2 texts + 1 expansions file
+    assert m["clause_count"] == 101 and len(m["corpus"]) == 4  # 2 texts, expansions, bank
     assert not list(h.glob(".index-*")), "temp/old index dirs left behind"
     a = Assistant.load(Settings.load(home=h))
     ans = a.ask("质量安全员每年参加多少学时培训？")
@@ -116,7 +117,7 @@ def test_expansions_sidecar(tmp_path: Path, home: Path) -> None:
     s = Settings.load(home=h)
     build_index(s, progress=lambda _m: None)
     a = Assistant.load(s)
-    assert a.retriever.expansion_scores("被撸掉")[a.retriever.ids.index("9.5")] > 0
+    assert a.retriever.scores("被撸掉").expansion[a.retriever.ids.index("9.5")] > 0
     assert "撸掉" not in a.ask("质量官犯错会被撸掉吗？").text  # matched, not quoted
     for bad, msg in [
         ("{", "not valid JSON"),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from cqo_assistant import Assistant
+from cqo_assistant import Assistant, segment
 from cqo_assistant.query import cn_number, find_refs, is_bare, split_focus, strip_meta
 
 IDS = {"前言", "5", "5.1", "5.1 e)", "6", "7.1", "7.3", "7.3 b)", "7.3 c)", "8.1", "8.1 d)"}
@@ -37,7 +37,7 @@ IDS |= {"8.1 f)", "9", "9.5", "9.5 c)", "7.1.2", "7.1.2 b)"}
     ],
 )
 def test_clause_references_in_every_form(question: str, refs: list[str], bare: bool) -> None:
-    found, rest = find_refs(question.lower(), IDS)
+    found, rest = find_refs(segment.normalize(question), IDS)
     assert found == refs
     assert is_bare(rest) is bare or not refs
 
