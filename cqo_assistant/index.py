@@ -195,6 +195,20 @@ class BankIndex:
         return cls.make(entries, bm25, np.load(path / "vectors.npy"), ids)
 
 
+STAND_IN = "clause-text"  # the style of a bank entry that stands in for a clause with none
+
+
+def stand_ins(chunks: list[Chunk], bank: list[BankEntry]) -> list[BankEntry]:
+    """A clause no bank question answers (a standard without a bank) is found in the bank
+    channels by its own text, so those channels do not rank its standard's clauses last."""
+    asked = {c for x in bank for c in x.clauses}
+    return [
+        BankEntry(f"clause:{c.clause_id}", c.text, (c.clause_id,), "answerable", STAND_IN, "train")
+        for c in chunks
+        if c.clause_id not in asked
+    ]
+
+
 def _bank_key(entry: BankEntry, embedder_name: str) -> str:
     return hashlib.sha256(f"{embedder_name}\n{entry.question}".encode()).hexdigest()
 
@@ -275,6 +289,7 @@ def build_index(
     standards = load_corpus(settings.corpus_dir)
     chunks = make_chunks(standards, load_expansions(settings.corpus_dir, standards))
     bank = [x for x in load_bank(settings.corpus_dir, standards) if x.split == "train"]
+    bank += stand_ins(chunks, bank)
     embedder = embedder or get_embedder(settings.embed_model)
     progress(
         f"[1/5] parsed {len(standards)} standard(s), {len(chunks)} clauses, "

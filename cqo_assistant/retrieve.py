@@ -18,7 +18,7 @@ from functools import lru_cache
 import numpy as np
 
 from . import segment
-from .index import LoadedIndex
+from .index import STAND_IN, LoadedIndex
 from .parse import Clause
 from .query import Query, find_refs, is_bare, split_focus, strip_meta, weighted
 from .segment import DATA_DIR
@@ -138,7 +138,7 @@ class Retriever:
             if 2 <= len(w) <= 4 and _CJK.fullmatch(w[0]) and _CJK.fullmatch(w[-1]):
                 for key in segment.pinyin_keys(w):
                     self._sounds.setdefault(key, []).append(w)
-        bank = self.index.bank.entries
+        bank = [e for e in self.index.bank.entries if e.style != STAND_IN]
         self._banked = {self.clauses[c].standard for e in bank for c in e.clauses}
         # titled clauses, longest title first (a chapter question names its heading)
         # (not a term's entry in 术语和定义: its title is the term, named in most questions)
