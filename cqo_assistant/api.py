@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import difflib
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from . import segment
-from .answer import ANSWERED, CLOSEST, NOT_COVERED, Answer, AnswerConfig, compose, decide
+from .answer import ANSWERED, CLOSEST, Answer, AnswerConfig, compose, decide
 from .errors import InputError, UnknownClauseError
 from .index import LoadedIndex, load_index
 from .parse import Clause
@@ -33,6 +33,14 @@ _EN_ORDINAL = {
     for i, w in enumerate(["first", "second", "third", "fourth", "fifth", "sixth", "seventh"], 1)
 }
 _MAX_HISTORY = 3
+_OWN_WEIGHT = 0.5  # a follow-up's own ranking, blended into its story's
+
+
+def _blend(story: list[Hit], own: list[Hit], weight: float) -> list[Hit]:
+    """Both rankings' fused scores summed, ``own`` weighted; best first."""
+    mine = {h.clause_id: h.score for h in own}
+    out = [replace(h, score=h.score + weight * mine.get(h.clause_id, 0.0)) for h in story]
+    return sorted(out, key=lambda h: -h.score)
 
 
 def check_question(question: Any, max_chars: int) -> str:
@@ -155,14 +163,25 @@ class Assistant:
         cfg = self.answer_config(method)
         text = self.contextualize(q, history)
         hits, signals = self.retriever.rank(text, method)
+        if text == q or self.retriever.analyse(text).refs:
+            return compose(q, hits, signals, self.clause_map, cfg)
+        # a follow-up retrieved as a story after the last question
+        alone, alone_signals = self.retriever.rank(q, method)
+        if self.retriever.content_words(self.retriever.analyse(q).focus):
+            # with words of its own ("那关键岗位责任制呢？" after 7.2 b)), its own ranking
+            # votes too, or the last question's words pull the answer back to the last clause
+            # (follow-up hit@1 on 164 dev follow-ups: 0.811 without, 0.835 at weight 0.5,
+            # 0.829 at 1, 0.817 at 2)
+            hits = _blend(hits, alone, _OWN_WEIGHT)
         coverage = decide(q, hits, signals, self.clause_map, cfg)
-        if text != q and coverage == ANSWERED and not self.retriever.analyse(text).refs:
-            # the last question's words lend a follow-up confidence it may not deserve: one
-            # that on its own is plainly outside the standard ("要开职代会表决吗？") is at most
-            # "closest"
-            alone, alone_signals = self.retriever.rank(q, method)
-            if decide(q, alone, alone_signals, self.clause_map, cfg) == NOT_COVERED:
-                coverage = CLOSEST
+        # the last question's words lend a follow-up confidence it may not deserve: one that
+        # would not be answered on its own ("要开职代会表决吗？") is at most "closest" (on 33 dev
+        # unanswerable follow-ups: 0.76 not answered when only "not covered" alone counted,
+        # 0.85 now; answerable follow-ups answered 0.95 → 0.90)
+        if coverage == ANSWERED and decide(q, alone, alone_signals, self.clause_map, cfg) != (
+            ANSWERED
+        ):
+            coverage = CLOSEST
         return compose(q, hits, signals, self.clause_map, cfg, coverage)
 
     def answer_config(self, method: str = "hybrid") -> AnswerConfig:

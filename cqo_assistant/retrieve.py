@@ -200,7 +200,7 @@ class Retriever:
         refs = [self._numbers[r] for r in refs]
         focus, story = split_focus(strip_meta(rest) if refs else text)
         focus, story = strip_meta(focus), strip_meta(story)
-        if story and not self._content(focus):  # "按标准这个说法站得住吗？": the story asks
+        if story and not self.content_words(focus):  # "按标准这个说法站得住吗？": the story asks
             focus, story = strip_meta(rest if refs else text), ""
         f_exp, s_exp = self._expand(focus), self._expand(story) if story else ""
         return Query(
@@ -217,7 +217,7 @@ class Retriever:
             foreign=is_foreign(question),
         )
 
-    def _content(self, text: str) -> list[str]:
+    def content_words(self, text: str) -> list[str]:
         """Words of ``text`` that tell clauses apart: the standard's (or its glossary's), not
         shared by most clauses, not a word for the kind of answer wanted (方面, 内容 …)."""
         return [
@@ -449,7 +449,7 @@ class Retriever:
             refs=bool(q.refs),
             bare_ref=q.bare_ref,
             margin=float((top - second) / top) if top > 0 else 0.0,
-            content=bool(self._content(q.focus)),
+            content=bool(self.content_words(q.focus)),
             bank=bool(order) and self.clauses[self.ids[order[0]]].standard in self._banked,
         )
 
