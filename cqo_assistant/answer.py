@@ -322,7 +322,7 @@ def decide(
     """answered | closest | not_covered. A bare clause number is answered with that clause. A
     figure asked for that the best clause does not state, or a question with no word that
     tells clauses apart ("具体有哪些？" asked on its own), is at most "closest"."""
-    if not hits:
+    if not hits or signals.missing:  # "5.4条说了什么": there is no 5.4
         return NOT_COVERED
     if signals.bare_ref:
         return ANSWERED
@@ -367,7 +367,9 @@ def compose(
         related = tuple(_cite(h) for h in _distinct(hits, clauses)[:3])
         refs = "、".join(_standard_ref(clauses[c.clause]) for c in related)
         text = f"本标准（{std}）未涉及这个问题，无法依据本标准回答。"
-        if signals.unknown:  # say what it lacks
+        if signals.missing:
+            text += f"（本标准没有{'、'.join(cite_label(m) for m in signals.missing)}。）"
+        elif signals.unknown:  # say what it lacks
             text += f"（本标准中没有“{'”“'.join(signals.unknown)}”。）"
         if related:
             text += f"\n相关条款（仅供参考）：{refs}"

@@ -476,11 +476,14 @@ def fit_judge(
     names: Sequence[str],
     folds: int = 5,
     max_not_covered: float = 0.015,
-    max_neg_answered: float = 0.12,
+    max_neg_answered: float = 0.10,
 ) -> tuple[Judge, dict[str, float]]:
     """The answerability judge: a logistic model on all dev questions, cut-offs from its
     ``folds``-fold out-of-fold probabilities (held-out, so not flattered by the fit), and those
-    held-out rates."""
+    held-out rates. The cut-offs aim below the targets (≤ 2 % of answerable questions not
+    covered, ≤ 15 % of unanswerable ones answered): dev questions have cousins in the bank
+    written by the same hand, fresh ones do not, and on three fresh batches scored at 12 %
+    the unanswerable questions answered were 0.089, 0.225 and 0.229 (eval/BLIND.md)."""
     x = np.array([[f[n] for n in names] for f in feats], dtype=np.float64)
     y = answerable.astype(np.float64)
     mean, scale = x.mean(axis=0), x.std(axis=0)

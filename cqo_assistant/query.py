@@ -24,6 +24,7 @@ class Query:
     pairs: tuple[str, ...]  # character pairs, focus pairs counted twice
     plain: tuple[str, ...]  # the focus's own words (no glossary): what abstention judges
     refs: tuple[str, ...] = ()  # clause ids the question names ("8.1 d)", "第九章第五条")
+    missing: tuple[str, ...] = ()  # clause numbers it names that the standard lacks ("5.4条")
     bare_ref: bool = False  # nothing but a clause reference ("9.5", "第9章讲了什么")
     foreign: bool = False  # mostly not Chinese (an English question)
 
@@ -163,6 +164,33 @@ def find_refs(text: str, ids: Collection[str]) -> tuple[list[str], str]:
     return list(dict.fromkeys(found)), rest
 
 
+_EXPLICIT = re.compile(
+    rf"第\s*({_NUM})\s*章\s*第\s*({_NUM})\s*条"
+    rf"|第\s*({_NUM})\s*章"
+    r"|(?<![0-9a-z./-])第?\s*(\d{1,2}(?:\.\d{1,2}){1,2})\s*(?:条|款|节)"
+    r"|(?<![0-9a-z./-])(\d{1,2}(?:\.\d{1,2}){1,2})\s*\(?\s*([a-z])\s*\)"
+)
+
+
+def missing_refs(text: str, ids: Collection[str]) -> list[str]:
+    """Clause numbers written out as such ("5.4条", "第10章", "第九章第六条", "8.1 h)") that the
+    standard does not have: the question asks for a clause that is not there."""
+    out = []
+    for m in _EXPLICIT.finditer(text):
+        if m.group(1):
+            ch, cl = cn_number(m.group(1)), cn_number(m.group(2))
+            cid = f"{ch}.{cl}" if ch and cl else ""
+        elif m.group(3):
+            cid = str(cn_number(m.group(3)) or "")
+        elif m.group(4):
+            cid = m.group(4)
+        else:
+            cid = f"{m.group(5)} {m.group(6)})"
+        if cid and cid not in ids:
+            out.append(cid)
+    return list(dict.fromkeys(out))
+
+
 def is_bare(rest: str) -> bool:
     """Nothing but filler left once the reference is taken out."""
     return not re.sub(r"[\W_]", "", _FILLER.sub("", strip_meta(rest)))
@@ -174,4 +202,12 @@ def weighted(focus: list[str], story: list[str]) -> tuple[str, ...]:
     return tuple(focus + focus + story) if story else tuple(focus)
 
 
-__all__ = ["Query", "find_refs", "is_bare", "split_focus", "strip_meta", "weighted"]
+__all__ = [
+    "Query",
+    "find_refs",
+    "is_bare",
+    "missing_refs",
+    "split_focus",
+    "strip_meta",
+    "weighted",
+]

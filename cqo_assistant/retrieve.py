@@ -20,7 +20,7 @@ import numpy as np
 from . import segment
 from .index import STAND_IN, LoadedIndex
 from .parse import Clause
-from .query import Query, find_refs, is_bare, split_focus, strip_meta, weighted
+from .query import Query, find_refs, is_bare, missing_refs, split_focus, strip_meta, weighted
 from .segment import DATA_DIR
 
 _CJK = re.compile(r"[\u4e00-\u9fff]")
@@ -83,6 +83,7 @@ class QuerySignals:
     bank_neg_share: float = 0.0  # similarity-weighted share of unanswerable among the nearest
     bank_agree: bool = False  # the nearest answerable bank question's clause is the top hit's
     refs: bool = False  # the question names a clause number
+    missing: tuple[str, ...] = ()  # clause numbers it names that the standard does not have
     bare_ref: bool = False  # … and nothing else
     margin: float = 0.0  # (best − second) / best fused score
     content: bool = True  # the question sentence has a word that tells clauses apart
@@ -213,6 +214,7 @@ class Retriever:
             pairs=weighted(segment.bigrams(f_exp), segment.bigrams(s_exp)),
             plain=tuple(segment.tokenize(focus)),
             refs=tuple(refs),
+            missing=() if refs else tuple(missing_refs(text, self._numbers)),
             bare_ref=bool(refs) and is_bare(rest),
             foreign=is_foreign(question),
         )
@@ -447,6 +449,7 @@ class Retriever:
             q.foreign,
             *self._bank_votes(sc.bank_entry, self.ids[order[0]] if order else ""),
             refs=bool(q.refs),
+            missing=q.missing,
             bare_ref=q.bare_ref,
             margin=float((top - second) / top) if top > 0 else 0.0,
             content=bool(self.content_words(q.focus)),
