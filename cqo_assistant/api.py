@@ -167,19 +167,23 @@ class Assistant:
             return compose(q, hits, signals, self.clause_map, cfg)
         # a follow-up retrieved as a story after the last question
         alone, alone_signals = self.retriever.rank(q, method)
-        if self.retriever.content_words(self.retriever.analyse(q).focus):
+        own = self.retriever.content_words(self.retriever.analyse(q).focus)
+        if own:
             # with words of its own ("那关键岗位责任制呢？" after 7.2 b)), its own ranking
             # votes too, or the last question's words pull the answer back to the last clause
             # (follow-up hit@1 on 164 dev follow-ups: 0.811 without, 0.835 at weight 0.5,
             # 0.829 at 1, 0.817 at 2)
             hits = _blend(hits, alone, _OWN_WEIGHT)
         coverage = decide(q, hits, signals, self.clause_map, cfg)
-        # the last question's words lend a follow-up confidence it may not deserve: one that
-        # would not be answered on its own ("要开职代会表决吗？") is at most "closest" (on 33 dev
-        # unanswerable follow-ups: 0.76 not answered when only "not covered" alone counted,
-        # 0.85 now; answerable follow-ups answered 0.95 → 0.90)
-        if coverage == ANSWERED and decide(q, alone, alone_signals, self.clause_map, cfg) != (
-            ANSWERED
+        # the last question's words lend a follow-up confidence it may not deserve: one with
+        # words of its own that would not be answered on its own ("要开职代会表决吗？") is at
+        # most "closest" (on 33 dev unanswerable follow-ups: 0.76 not answered when only "not
+        # covered" alone counted, 0.85 now; answerable follow-ups answered 0.95 → 0.90). One
+        # with none ("具体有哪些？") is never answered alone: the story decides.
+        if (
+            own
+            and coverage == ANSWERED
+            and decide(q, alone, alone_signals, self.clause_map, cfg) != ANSWERED
         ):
             coverage = CLOSEST
         return compose(q, hits, signals, self.clause_map, cfg, coverage)

@@ -646,6 +646,9 @@ def render_report(summaries: list[dict[str, Any]], extra: dict[str, Any]) -> str
         f"({extra['answerable']} answerable, {extra['n'] - extra['answerable']} negative). "
         f"Embedder: `{extra['embedder']}`.",
         "",
+        "How the system does on questions written blind, in the styles staff use, and scored once "
+        "before any change made for them: `eval/BLIND.md`.",
+        "",
         "## Retrieval (answerable questions)",
         "",
         "| method | hit@1 | hit@3 | hit@5 | MRR@10 | strict hit@1 | strict hit@3 | strict MRR@10 "

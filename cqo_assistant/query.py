@@ -120,7 +120,8 @@ _FILLER = re.compile(
     r"讲的?是?|说的?是?|写的?是?|规定的?是?|讲了|说了|写了|规定了|包括|包含|涉及|内容|"
     r"什么|啥|哪些|意思|呢|吗|啊|呀|吧|一下|下|是|的|了|有|条款|原文|全文|这条|这一条|"
     r"标准|第|章|条|节|"
-    r"what|does|do|say|says|is|in|about|clause|section|chapter|mean|means|the|of)"
+    r"what|does|do|say|says|is|in|about|clause|section|chapter|mean|means|the|of|and|how|"
+    r"one|item|那|还有|那么)"
 )
 
 

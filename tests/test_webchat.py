@@ -60,6 +60,19 @@ def test_not_covered_card(assistant: Assistant) -> None:
     assert "本标准未涉及" in page and "cqo-card related" in page
 
 
+def test_closest_card(assistant: Assistant) -> None:
+    """ "closest": said plainly, the nearest clause as a card, other related ones greyed."""
+    from cqo_assistant.answer import compose
+
+    q = "<b>首席质量官</b>的一票否决权能被董事长推翻吗？"
+    hits, signals = assistant.retriever.rank(q)
+    ans = compose(q, hits, signals, assistant.clause_map, assistant.config, "closest")
+    page = render_answer(ans, assistant.clause_map, ["一票否决"])
+    assert "标准没有直接回答这个问题" in page and "本标准未涉及" not in page
+    assert page.count("cqo-card") >= 2 and 'cqo-card related"' in page
+    assert "<mark>一票否决</mark>" in page and "<b>" not in page
+
+
 def test_tree_and_filter(assistant: Assistant) -> None:
     all_ = tree_choices(assistant.clauses())
     assert len(all_) == 91 and all_[0][1] == "前言"
@@ -128,7 +141,7 @@ def test_gradio_client_ask_negative_feedback(app_url: tuple[str, Path]) -> None:
     html = chat[-1]["content"][0]["text"]
     assert "第5.1条 e)" in html and "cqo-card" in html
     assert plain.rstrip().endswith("第5.1条 e)")
-    _box, chat, _plain = client.predict("如何注册一家有限责任公司？", chat, api_name="/ask")
+    _box, chat, _plain = client.predict("首席质量官的工资是多少", chat, api_name="/ask")
     assert "本标准未涉及" in chat[-1]["content"][0]["text"]
     _box, chat, _plain = client.predict(XSS, chat, api_name="/ask")
     assert XSS not in json.dumps(chat, ensure_ascii=False)  # only escaped forms travel
