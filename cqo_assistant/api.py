@@ -99,7 +99,8 @@ class Assistant:
         first). A new topic ("另外，…", or a question that does not lean on the last one) is
         retrieved on its own. An ordinal reference to the last answer's list ("第二种呢？",
         "最后一项") becomes that item's clause number. A follow-up that leans on the last
-        question (a pronoun, "…呢？", no word of the standard's own) is retrieved as a story:
+        question (a pronoun, "…呢？", no word of the standard's own) — unless it asks about
+        something the standard never names or a clause it does not have — is retrieved as a story:
         the last question (itself put in context) first, this one as the question sentence,
         which the word channels weigh double and which alone decides whether the standard
         answers it. (A vote for the last answer's clause and its family was tried on the dev
@@ -108,6 +109,9 @@ class Assistant:
         if not history or _SWITCH.match(question):
             return _SWITCH.sub("", question) or question
         if self.retriever.analyse(question).refs:
+            return question
+        alone = self.retriever.rank(question)[1]
+        if alone.unknown or alone.missing:  # "工资是多少？" asks about what the standard lacks
             return question
         prev = self.contextualize(history[-1], history[:-1])
         q = segment.normalize(question)
