@@ -59,7 +59,7 @@ test-fast: install
 	$(BIN)/python -m pytest -ra -m "not slow"
 
 eval: index
-	$(BIN)/cqo eval --split test --report eval/REPORT.md
+	$(BIN)/cqo eval --split test --report eval/REPORT.md --dialogs
 
 bench: index
 	$(BIN)/python bench/bench.py
