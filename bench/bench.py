@@ -50,13 +50,17 @@ print(json.dumps({"cold": first, "lat": lat, "rss_mb": rss, "n": len(qs)}))
 
 def _build(code: Path, env: dict[str, str]) -> float:
     """Wall time of a full ``cqo index --rebuild`` of ``code``'s corpus, with no cached
-    embeddings (the bank's per-machine cache is removed first)."""
-    cache = Path(tempfile.gettempdir()) / "cqo_bank_vectors.npz"
-    cache.unlink(missing_ok=True)
+    embeddings (each code's processes get a temp dir of their own, so the bank's per-machine
+    cache starts empty and the machine's own is left alone)."""
     t = time.perf_counter()
     subprocess.run([sys.executable, "-m", "cqo_assistant.cli", "index", "--rebuild"],
                    env=env, cwd=code, check=True, capture_output=True)  # fmt: skip
     return time.perf_counter() - t
+
+
+def _mkdir(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    return path
 
 
 def _answer_run(code: Path, env: dict[str, str]) -> dict:
@@ -100,6 +104,7 @@ def main() -> None:
                 "CQO_INDEX_DIR": str(work / f"index-{i}"),
                 "CQO_DATA_DIR": str(work / f"data-{i}"),
                 "PYTHONPATH": str(code),
+                "TMPDIR": str(_mkdir(work / f"tmp-{i}")),
             }
             for i, (name, code) in enumerate(codes.items())
         }

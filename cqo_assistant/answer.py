@@ -14,7 +14,7 @@ import re
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-from .parse import Clause, cite_label
+from .parse import Clause, cite_label, related
 from .retrieve import Hit, QuerySignals, load_calibration
 
 
@@ -27,7 +27,6 @@ class Citation:
 
 
 ANSWERED, CLOSEST, NOT_COVERED = "answered", "closest", "not_covered"
-COVERAGE = (ANSWERED, CLOSEST, NOT_COVERED)
 
 
 @dataclass(frozen=True)
@@ -307,7 +306,7 @@ def select_citations(
     for h in hits[1 : cfg.max_citations * 3]:
         if len(chosen) >= cfg.max_citations or h.score < cfg.cite_ratio * hits[0].score:
             break
-        if clauses and not any(_related(h.clause_id, c.clause_id, clauses) for c in chosen):
+        if clauses and not any(related(h.clause_id, c.clause_id, clauses) for c in chosen):
             chosen.append(h)
     return chosen
 
@@ -381,25 +380,11 @@ def compose(
     return Answer(question, True, text, tuple(_cite(h) for h in chosen), (), ranked, ANSWERED)
 
 
-def _related(a: str, b: str, clauses: dict[str, Clause]) -> bool:
-    """Same clause, or one contains the other (its quote would repeat the other's text)."""
-    return a == b or _ancestor(a, b, clauses) or _ancestor(b, a, clauses)
-
-
-def _ancestor(anc: str, cid: str, clauses: dict[str, Clause]) -> bool:
-    p = clauses[cid].parent
-    while p is not None:
-        if p == anc:
-            return True
-        p = clauses[p].parent
-    return False
-
-
 def _distinct(hits: list[Hit], clauses: dict[str, Clause]) -> list[Hit]:
     """Hits with every clause that one before it contains or is contained by left out."""
     out: list[Hit] = []
     for h in hits:
-        if not any(_related(h.clause_id, o.clause_id, clauses) for o in out):
+        if not any(related(h.clause_id, o.clause_id, clauses) for o in out):
             out.append(h)
     return out
 

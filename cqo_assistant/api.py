@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from . import segment
@@ -18,7 +18,7 @@ from .settings import Settings
 
 _PRONOUN = re.compile(r"^(那|那么|它|他|她|其|这个|那个|这些|该|此|这|还有|那它|那他|也|再)")
 _LEANS = re.compile(
-    r"[他她它]|这[条项个些种]|那[条项个些种]|上面|上述|刚才|前面|也算|也是|也要|也能"
+    r"(?<!其)[他她它]|这[条项个些种]|那[条项个些种]|上面|上述|刚才|前面|也算|也是|也要|也能"
 )
 _SWITCH = re.compile(
     r"^\s*(?:再问个别的|换个问题|另一个问题|另外问一下|顺便问一下|还有个问题|另外)[，,：:\s]*"
@@ -34,13 +34,6 @@ _EN_ORDINAL = {
 }
 _MAX_HISTORY = 3
 _OWN_WEIGHT = 0.5  # a follow-up's own ranking, blended into its story's
-
-
-def _blend(story: list[Hit], own: list[Hit], weight: float) -> list[Hit]:
-    """Both rankings' fused scores summed, ``own`` weighted; best first."""
-    mine = {h.clause_id: h.score for h in own}
-    out = [replace(h, score=h.score + weight * mine.get(h.clause_id, 0.0)) for h in story]
-    return sorted(out, key=lambda h: -h.score)
 
 
 def check_question(question: Any, max_chars: int) -> str:
@@ -94,47 +87,71 @@ class Assistant:
         near += difflib.get_close_matches(clause_id, ids, n=n, cutoff=0.4)
         return list(dict.fromkeys(near))[:n]
 
-    def contextualize(self, question: str, history: list[str] | None) -> str:
-        """The text to retrieve for a question asked after ``history`` (earlier questions, oldest
-        first). A new topic ("另外，…", or a question that does not lean on the last one) is
-        retrieved on its own. An ordinal reference to the last answer's list ("第二种呢？",
-        "最后一项") becomes that item's clause number. A follow-up that leans on the last
-        question (a pronoun, "…呢？", no word of the standard's own) — unless it asks about
-        something the standard never names or a clause it does not have — is retrieved as a story:
-        the last question (itself put in context) first, this one as the question sentence,
-        which the word channels weigh double and which alone decides whether the standard
-        answers it. (A vote for the last answer's clause and its family was tried on the dev
-        dialogs: follow-up hit@1 0.849 without it, 0.822–0.836 with it.)"""
-        history = [h for h in (history or []) if h and h.strip()][-_MAX_HISTORY:]
-        if not history or _SWITCH.match(question):
-            return _SWITCH.sub("", question) or question
-        if self.retriever.analyse(question).refs:
-            return question
-        alone = self.retriever.rank(question)[1]
-        if alone.unknown or alone.missing:  # "工资是多少？" asks about what the standard lacks
-            return question
-        prev = self.contextualize(history[-1], history[:-1])
+    def contextualize(
+        self, question: str, history: list[str] | None, method: str = "hybrid"
+    ) -> str:
+        """The text to retrieve for a question asked after ``history`` (see ``_context``)."""
+        return self._context(question, self._clean_history(history), method)[0]
+
+    def _clean_history(self, history: list[str] | None) -> list[str]:
+        """The last few earlier questions that are usable questions (others are dropped: an
+        over-long or empty turn from a bot platform must not cost an error or a slow answer)."""
+        out = []
+        for h in history or []:
+            try:
+                out.append(check_question(h, self.settings.max_question_chars))
+            except InputError:
+                continue
+        return out[-_MAX_HISTORY:]
+
+    def _context(self, question: str, history: list[str], method: str) -> tuple[str, bool]:
+        """(text to retrieve, is it a story of the last question) for a question asked after
+        ``history`` (earlier questions, oldest first).
+
+        - A topic switch ("另外，…"), a clause number, or a question about something the
+          standard never names or a clause it does not have ("工资是多少？", "5.4条呢") is
+          retrieved on its own.
+        - An ordinal reference to the last answer's list ("第二种呢？", "最后一项", "And the
+          second one?") becomes that item's clause number.
+        - A follow-up that leans on the last question (a pronoun, "…呢？", no word of its own
+          that the standard uses) or would not be answered on its own is retrieved as a story:
+          the last question (itself put in context) first, this one as the question sentence,
+          which the word channels weigh double and which alone decides whether the standard
+          answers it. (A vote for the last answer's clause and its family was tried on the dev
+          dialogs: follow-up hit@1 0.849 without it, 0.822–0.836 with it.)
+        - Any other question is retrieved on its own."""
+        if _SWITCH.match(question):
+            return _SWITCH.sub("", question) or question, False
+        if not history or self.retriever.analyse(question).refs:
+            return question, False
+        alone = self.retriever.rank(question, method)[1]
+        if alone.unknown or alone.missing:
+            return question, False
+        prev = self._context(history[-1], history[:-1], method)[0]
         q = segment.normalize(question)
         if m := _ORDINAL.search(q):
-            last = self.retriever.rank(prev)[0]
+            last = self.retriever.rank(prev, method)[0]
             target = self._nth_of(last[0].clause_id, m) if last else None
             if target:
                 rest = f"{q[: m.start()]}{q[m.end() :]}"
-                return f"{self.clause_map[target].number} {rest}".strip()
-        if self._leans_on_last(question) or not self._stands_alone(question):
-            return f"{prev.rstrip('。？?！!')}。{question}"
-        return question
+                return f"{self.clause_map[target].number} {rest}".strip(), False
+        if self._leans_on_last(question) or not self._stands_alone(question, method):
+            return f"{prev.rstrip('。？?！!')}。{question}", True
+        return question, False
 
-    def _stands_alone(self, question: str) -> bool:
+    def _stands_alone(self, question: str, method: str) -> bool:
         """Would the question, asked on its own, be answered?"""
-        hits, signals = self.retriever.rank(question)
-        return decide(question, hits, signals, self.clause_map, self.config) == ANSWERED
+        hits, signals = self.retriever.rank(question, method)
+        cfg = self.answer_config(method)
+        return decide(question, hits, signals, self.clause_map, cfg) == ANSWERED
 
     def _leans_on_last(self, question: str) -> bool:
         q = segment.normalize(question)
         if _PRONOUN.match(q) or _LEANS.search(q):
             return True
         r = self.retriever
+        if r.analyse(question).foreign:  # English: its words are the expansions' renderings
+            return len(r.content_words(r.analyse(question).focus)) <= 1
         own = [
             t
             for t in segment.tokenize(q)
@@ -152,9 +169,11 @@ class Assistant:
         kids = list(top.children)
         if not kids:
             return None
+        if m.group("last"):
+            return kids[-1]
         word = m.group("n") or m.group("en") or ""
-        n = -1 if m.group("last") else (cn_number(word) or _EN_ORDINAL.get(word, 0)) - 1
-        return kids[n] if -len(kids) <= n < len(kids) else None
+        n = cn_number(word) or _EN_ORDINAL.get(word, 0)  # "第0项" or unparsed: none
+        return kids[n - 1] if 1 <= n <= len(kids) else None
 
     def search(self, question: str, k: int | None = None, method: str = "hybrid") -> list[Hit]:
         q = check_question(question, self.settings.max_question_chars)
@@ -165,19 +184,17 @@ class Assistant:
     ) -> Answer:
         q = check_question(question, self.settings.max_question_chars)
         cfg = self.answer_config(method)
-        text = self.contextualize(q, history)
-        hits, signals = self.retriever.rank(text, method)
-        if text == q or self.retriever.analyse(text).refs:
-            return compose(q, hits, signals, self.clause_map, cfg)
+        text, story = self._context(q, self._clean_history(history), method)
+        if not story:
+            return compose(q, *self.retriever.rank(text, method), self.clause_map, cfg)
         # a follow-up retrieved as a story after the last question
         alone, alone_signals = self.retriever.rank(q, method)
-        own = self.retriever.content_words(self.retriever.analyse(q).focus)
-        if own:
-            # with words of its own ("那关键岗位责任制呢？" after 7.2 b)), its own ranking
-            # votes too, or the last question's words pull the answer back to the last clause
-            # (follow-up hit@1 on 164 dev follow-ups: 0.811 without, 0.835 at weight 0.5,
-            # 0.829 at 1, 0.817 at 2)
-            hits = _blend(hits, alone, _OWN_WEIGHT)
+        # with words of its own ("那关键岗位责任制呢？" after 7.2 b)), its own ranking votes too,
+        # or the last question's words pull the answer back to the last clause (follow-up
+        # hit@1 on 164 dev follow-ups: 0.811 without, 0.835 at weight 0.5, 0.829 at 1, 0.817
+        # at 2)
+        weight = _OWN_WEIGHT if alone_signals.content else 0.0
+        hits, signals = self.retriever.rank(text, method, also=q, also_weight=weight)
         coverage = decide(q, hits, signals, self.clause_map, cfg)
         # the last question's words lend a follow-up confidence it may not deserve: one with
         # words of its own that would not be answered on its own ("要开职代会表决吗？") is at
@@ -185,7 +202,7 @@ class Assistant:
         # covered" alone counted, 0.85 now; answerable follow-ups answered 0.95 → 0.90). One
         # with none ("具体有哪些？") is never answered alone: the story decides.
         if (
-            own
+            alone_signals.content
             and coverage == ANSWERED
             and decide(q, alone, alone_signals, self.clause_map, cfg) != ANSWERED
         ):

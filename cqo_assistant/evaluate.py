@@ -63,19 +63,29 @@ class GoldItem:
     split: str
 
 
-def load_gold(path: Path, split: str | None = None) -> list[GoldItem]:
-    items = []
+def _read_jsonl(path: Path, what: str, make: Callable[[dict], Any], split: str | None) -> list:
+    """One ``make(line)`` per JSON line of ``path`` in ``split`` (None / "all": every line); a
+    bad line is refused with the file and line number."""
+    out = []
     for n, line in enumerate(path.read_text("utf-8").splitlines(), 1):
         if not line.strip():
             continue
         try:
-            d = json.loads(line)
-            item = GoldItem(d["id"], d["question"], tuple(d["gold"]), d["type"], d["split"])
+            item = make(json.loads(line))
         except (ValueError, KeyError, TypeError) as e:
-            raise InputError(f"{path}:{n}: bad gold line ({e})") from None
+            raise InputError(f"{path}:{n}: bad {what} line ({e})") from None
         if split in (None, "all") or item.split == split:
-            items.append(item)
-    return items
+            out.append(item)
+    return out
+
+
+def load_gold(path: Path, split: str | None = None) -> list[GoldItem]:
+    return _read_jsonl(
+        path,
+        "gold",
+        lambda d: GoldItem(d["id"], d["question"], tuple(d["gold"]), d["type"], d["split"]),
+        split,
+    )
 
 
 # --- matching and metrics (pure) -----------------------------------------------------------
@@ -318,19 +328,10 @@ class Dialog:
 
 
 def load_dialogs(path: Path, split: str | None = None) -> list[Dialog]:
-    out = []
-    for n, line in enumerate(path.read_text("utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            d = json.loads(line)
-            turns = tuple((t["q"], tuple(t["gold"])) for t in d["turns"])
-            dialog = Dialog(d["id"], turns, d["split"])
-        except (ValueError, KeyError, TypeError) as e:
-            raise InputError(f"{path}:{n}: bad dialog line ({e})") from None
-        if split in (None, "all") or dialog.split == split:
-            out.append(dialog)
-    return out
+    def make(d: dict) -> Dialog:
+        return Dialog(d["id"], tuple((t["q"], tuple(t["gold"])) for t in d["turns"]), d["split"])
+
+    return _read_jsonl(path, "dialog", make, split)
 
 
 def dialog_metrics(

@@ -71,6 +71,21 @@ class Clause:
         return self.text
 
 
+def is_ancestor(anc: str, cid: str, clauses: dict[str, Clause]) -> bool:
+    """Is ``anc`` a parent, grand-parent … of ``cid``?"""
+    p = clauses[cid].parent
+    while p is not None:
+        if p == anc:
+            return True
+        p = clauses[p].parent
+    return False
+
+
+def related(a: str, b: str, clauses: dict[str, Clause]) -> bool:
+    """Same clause, or one contains the other (its quote would repeat the other's text)."""
+    return a == b or is_ancestor(a, b, clauses) or is_ancestor(b, a, clauses)
+
+
 def cite_label(number: str) -> str:
     if number in _SPECIAL:
         return number

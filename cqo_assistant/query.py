@@ -15,7 +15,6 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Query:
-    raw: str  # the question as asked (cleaned of control characters)
     text: str  # normalised: halfwidth, simplified, lowercase
     focus: str  # the question sentence of a story, talk about the standard removed
     story: str  # the rest of a story ("" for a one-sentence question)
@@ -113,7 +112,7 @@ _NUMBERED = re.compile(
     r"|\(?\s*([a-g])\s*(?:\)|项|款|条|点)?(?![a-z])))?"
 )
 _CHAPTER = re.compile(rf"第\s*({_NUM})\s*章|(?<![\d.])(\d{{1,2}})\s*章")
-_BARE = re.compile(r"^\s*第?\s*(\d{1,2}(?:\.\d{1,2}){0,2})\s*(?:条|章|节)?\s*$")
+_BARE = re.compile(r"^\s*第?\s*(\d{1,2}(?:\.\d{1,2}){0,2}|前言|引言)\s*(?:条|章|节)?\s*$")
 # what is left of a bare reference once the reference is taken out ("第9章讲了什么")
 _FILLER = re.compile(
     r"(?:主要|具体|都|一共|大概|到底|究竟|请问|麻烦|帮我|给我|看看|查查|说说|讲讲|解释|解读|"

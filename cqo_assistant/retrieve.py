@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -19,7 +20,7 @@ import numpy as np
 
 from . import segment
 from .index import STAND_IN, LoadedIndex
-from .parse import Clause
+from .parse import Clause, is_ancestor, related
 from .query import Query, find_refs, is_bare, missing_refs, split_focus, strip_meta, weighted
 from .segment import DATA_DIR
 
@@ -119,7 +120,11 @@ class Retriever:
         self.ids = [c.clause_id for c in self.index.chunks]
         self.clauses: dict[str, Clause] = {c.id: c for s in self.index.standards for c in s.clauses}
         self._pos = {cid: i for i, cid in enumerate(self.ids)}
-        self._numbers = {c.number: c.id for c in self.clauses.values()}
+        # local numbers ("5.1 e)") that name one clause; with several standards a number two of
+        # them share is not resolved (ask with the standard's code, or by the words)
+        numbers = Counter(c.number for c in self.clauses.values())
+        self._numbers = {c.number: c.id for c in self.clauses.values() if numbers[c.number] == 1}
+        self._all_numbers = frozenset(numbers)
         self.generic = self._generic_terms()  # words too common to tell clauses apart
         self.generic_pairs = self._generic_terms(segment.bigrams)
         self.vocab = set(self.index.bm25.vocab) | set(self.index.bm25_expansion.vocab)
@@ -130,6 +135,7 @@ class Retriever:
         self._bigrams = frozenset(corpus[i : i + 2] for i in range(len(corpus) - 1))
         self._chars = frozenset(corpus)
         self.analyse = lru_cache(maxsize=1024)(self._analyse)  # every channel reads one Query
+        self._rank = lru_cache(maxsize=256)(self._rank_uncached)
         # a follow-up re-ranks the questions before it: their embeddings are kept
         self._embed_text = lru_cache(maxsize=256)(
             lambda text: self.index.embedder.embed_queries([text])[0]
@@ -205,7 +211,6 @@ class Retriever:
             focus, story = strip_meta(rest if refs else text), ""
         f_exp, s_exp = self._expand(focus), self._expand(story) if story else ""
         return Query(
-            raw=question,
             text=text,
             focus=focus,
             story=story,
@@ -214,7 +219,7 @@ class Retriever:
             pairs=weighted(segment.bigrams(f_exp), segment.bigrams(s_exp)),
             plain=tuple(segment.tokenize(focus)),
             refs=tuple(refs),
-            missing=() if refs else tuple(missing_refs(text, self._numbers)),
+            missing=() if refs else tuple(missing_refs(text, self._all_numbers)),
             bare_ref=bool(refs) and is_bare(rest),
             foreign=is_foreign(question),
         )
@@ -315,16 +320,35 @@ class Retriever:
         order = self._definition_first(q, order)
         return self._first(list(q.refs), order)
 
-    def rank(self, question: str | Query, method: str = "hybrid") -> tuple[list[Hit], QuerySignals]:
-        """All clauses ranked best first by ``method`` (hybrid | bm25 | dense)."""
-        q = self._q(question)
+    def rank(
+        self,
+        question: str | Query,
+        method: str = "hybrid",
+        also: str | None = None,
+        also_weight: float = 0.0,
+    ) -> tuple[list[Hit], QuerySignals]:
+        """All clauses ranked best first by ``method`` (hybrid | bm25 | dense), and the signals
+        the answer step judges. ``also``: a second text whose fused scores are added at
+        ``also_weight`` before the structure rules order the clauses (a follow-up's own words
+        beside its story). Cached per (question, method, also, weight, fusion weights): a
+        follow-up re-ranks the questions before it. The lists returned are shared: do not
+        change them."""
+        return self._rank(self._q(question), method, also, also_weight, self.fusion)
+
+    def _rank_uncached(
+        self, q: Query, method: str, also: str | None, also_weight: float, _fusion: FusionConfig
+    ) -> tuple[list[Hit], QuerySignals]:
         sc = self.scores(q, method)
         fused = {"bm25": sc.bm25, "dense": sc.dense}.get(method)
         if fused is None:
             fused = self.fuse(q, sc)
+            if also is not None:
+                extra = self._q(also)
+                fused = fused + also_weight * self.fuse(extra, self.scores(extra, method))
             order = self.order(q, fused)
         else:
             order = self._specific_first([int(i) for i in np.argsort(-fused, kind="stable")])
+            order = self._first(list(q.refs), order)
         hits = [
             Hit(
                 self.ids[i],
@@ -387,16 +411,11 @@ class Retriever:
         return terms[:1] + [i for i in order if i not in terms[:1]]
 
     def _under(self, k: int, ancestor: str) -> bool:
-        p = self.clauses[self.ids[k]].parent
-        while p is not None:
-            if p == ancestor:
-                return True
-            p = self.clauses[p].parent
-        return False
+        return is_ancestor(ancestor, self.ids[k], self.clauses)
 
     def related(self, a: str, b: str) -> bool:
         """Same clause, or one is an ancestor of the other."""
-        return a == b or self._under(self._pos[a], b) or self._under(self._pos[b], a)
+        return related(a, b, self.clauses)
 
     def _signals(self, q: Query, sc: Scores, fused: np.ndarray, order: list[int]) -> QuerySignals:
         tokens = set(q.words)

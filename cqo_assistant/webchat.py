@@ -15,7 +15,7 @@ from urllib.parse import quote
 
 import gradio as gr
 
-from .answer import Answer
+from .answer import CLOSEST, Answer
 from .api import Assistant, check_question
 from .chat_feedback import FeedbackStore
 from .errors import InputError
@@ -90,7 +90,7 @@ def clause_card(clause: Clause, terms: Iterable[str] = (), related: bool = False
 
 def render_answer(ans: Answer, clauses: dict[str, Clause], terms: Sequence[str] = ()) -> str:
     """The assistant's chat message: short answer, then one card per cited clause."""
-    if ans.coverage == "closest":
+    if ans.coverage == CLOSEST:
         near = [clauses[c.clause] for c in ans.related]
         best = clause_card(near[0], terms) if near else ""
         more = "".join(clause_card(c, terms, related=True) for c in near[1:])
