@@ -16,7 +16,9 @@ from .query import cn_number
 from .retrieve import Hit, Retriever
 from .settings import Settings
 
-_PRONOUN = re.compile(r"^(那|那么|它|他|她|其|这个|那个|这些|该|此|这|还有|那它|那他|也|再)")
+_PRONOUN = re.compile(
+    r"^(那|那么|它|他|她|其(?![他它余实])|这个|那个|这些|该|此|这|还有|那它|那他|也|再)"
+)
 _LEANS = re.compile(
     r"(?<!其)[他她它]|这[条项个些种]|那[条项个些种]|上面|上述|刚才|前面|也算|也是|也要|也能"
 )

@@ -483,8 +483,8 @@ def fit_judge(
     ``folds``-fold out-of-fold probabilities (held-out, so not flattered by the fit), and those
     held-out rates. The cut-offs aim below the targets (≤ 2 % of answerable questions not
     covered, ≤ 15 % of unanswerable ones answered): dev questions have cousins in the bank
-    written by the same hand, fresh ones do not, and on three fresh batches scored at 12 %
-    the unanswerable questions answered were 0.089, 0.225 and 0.229 (eval/BLIND.md)."""
+    written by the same hand, fresh ones do not: aiming at 12 %, three fresh batches had 0.089,
+    0.225 and 0.229 of their unanswerable questions answered (eval/BLIND.md)."""
     x = np.array([[f[n] for n in names] for f in feats], dtype=np.float64)
     y = answerable.astype(np.float64)
     mean, scale = x.mean(axis=0), x.std(axis=0)

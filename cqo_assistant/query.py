@@ -19,7 +19,7 @@ class Query:
     focus: str  # the question sentence of a story, talk about the standard removed
     story: str  # the rest of a story ("" for a one-sentence question)
     expanded: str  # focus (and story) with glossary terms and typo repairs: what dense embeds
-    words: tuple[str, ...]  # word-channel tokens (search mode), focus words counted twice
+    words: tuple[str, ...]  # word-channel tokens (search mode); with a story, focus words twice
     pairs: tuple[str, ...]  # character pairs, focus pairs counted twice
     plain: tuple[str, ...]  # the focus's own words (no glossary): what abstention judges
     refs: tuple[str, ...] = ()  # clause ids the question names ("8.1 d)", "第九章第五条")

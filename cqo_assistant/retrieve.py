@@ -82,7 +82,8 @@ class QuerySignals:
     bank_pos: float = 0.0  # cosine to the nearest answerable bank question
     bank_neg: float = 0.0  # cosine to the nearest unanswerable bank question
     bank_neg_share: float = 0.0  # similarity-weighted share of unanswerable among the nearest
-    bank_agree: bool = False  # the nearest answerable bank question's clause is the top hit's
+    bank_agree: bool = False  # the nearest answerable bank question's clause is the top hit's,
+    # its parent or its child
     refs: bool = False  # the question names a clause number
     missing: tuple[str, ...] = ()  # clause numbers it names that the standard does not have
     bare_ref: bool = False  # … and nothing else

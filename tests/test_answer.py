@@ -385,3 +385,35 @@ def test_closest_and_not_covered_texts(assistant: Assistant) -> None:
     assert near.related[0].clause == hits[0].clause_id and near.to_json()["coverage"] == "closest"
     out = compose(q, hits, signals, assistant.clause_map, assistant.config, "not_covered")
     assert "未涉及" in out.text and not out.found and out.to_json()["coverage"] == "not_covered"
+
+
+def test_history_turns_are_cleaned_not_trusted(assistant: Assistant) -> None:
+    """A bot platform may send empty, over-long or non-text turns: they are dropped."""
+    history = ["", "问" * 5000, None, 42, "首席质量官有哪些职权？"]
+    ans = assistant.ask("第四项是什么意思？", history=history)  # type: ignore[arg-type]
+    assert ans.citations[0].clause == "8.1 d)"
+    assert assistant.ask("首席质量官需要什么学历？", history=[None]).found  # type: ignore[list-item]
+
+
+def test_follow_up_edge_cases(assistant: Assistant) -> None:
+    history = ["首席质量官有哪些职权？"]
+    # "第0项" names no item: not the last one by wrap-around
+    assert not assistant.contextualize("第0项是什么？", history).startswith("8.1 g)")
+    # 其他 is not a pronoun: a self-contained question is not glued to the last one
+    q = "其他部门的绩效考核要不要纳入质量工作？"
+    assert not assistant._leans_on_last(q)
+    # a bare topic switch with no history is answered as the question it is
+    ans = assistant.ask("另外，首席质量官需要什么学历？")
+    assert ans.found and ans.citations[0].clause == "5.1 e)"
+
+
+@pytest.mark.parametrize("method", ["hybrid", "bm25", "dense"])
+def test_a_bare_clause_number_is_cited_by_every_method(assistant: Assistant, method: str) -> None:
+    assert assistant.ask("9.5", method=method).citations[0].clause == "9.5"
+    assert assistant.ask("前言", method=method).ranked[0] == "前言"
+
+
+def test_a_clause_the_standard_lacks_is_named(assistant: Assistant) -> None:
+    ans = assistant.ask("5.4条说了什么？")
+    assert ans.coverage == "not_covered" and "本标准没有第5.4条" in ans.text
+    assert assistant.ask("第十章讲的啥").coverage == "not_covered"

@@ -90,6 +90,9 @@ def test_incremental_rebuild_and_atomic_swap(tmp_path: Path, home: Path) -> None
     ans = a.ask("质量安全员每年参加多少学时培训？")
     assert ans.found and ans.citations[0].clause == "DB13/T 9999—2025 4"
     assert a.clause("DB1302/T 589—2024 5.1 e)").text.startswith("取得中级以上")
+    # a number both standards have names neither; one only the first has names it
+    assert a.retriever.analyse("第3.1条讲的啥").refs == ()
+    assert a.retriever.analyse("5.1 e)讲的啥").refs == ("DB1302/T 589—2024 5.1 e)",)
     # edit only the second file: the first one's embeddings are reused
     f = h / "corpus" / "second.txt"
     f.write_text(f.read_text("utf-8").replace("8 学时", "16 学时"), "utf-8")
