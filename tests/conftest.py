@@ -1,9 +1,16 @@
-"""Shared fixtures: a real index built once per session from the real standard, in a temp dir."""
+"""Shared fixtures: a real index built once per session from the real standard, in a temp dir.
+
+Also the one rule for system tools (Chromium, LibreOffice, poppler): a test that needs a missing
+one is skipped locally (``-ra`` lists it) and fails when ``CI=true``, so a green CI run cannot
+hide browser or rendering tests that never ran.
+"""
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 
@@ -13,6 +20,26 @@ from cqo_assistant.index import build_index
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT / "corpus"
 STANDARD = CORPUS / "DB1302-T-589-2024.txt"
+
+
+def in_ci() -> bool:
+    """True when the ``CI`` environment variable is set to ``true`` (or ``1``)."""
+    return os.environ.get("CI", "").strip().lower() in {"1", "true"}
+
+
+def skip_or_fail(reason: str) -> NoReturn:
+    """Skip the test locally; under ``CI=true`` fail it with the same reason."""
+    if in_ci():
+        pytest.fail(f"CI=true, so this is a failure, not a skip: {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+def require_tool(*names: str, hint: str) -> str:
+    """The path of the first of ``names`` on PATH, else :func:`skip_or_fail` with ``hint``."""
+    for name in names:
+        if path := shutil.which(name):
+            return path
+    skip_or_fail(f"{' or '.join(names)} not found on PATH; {hint}")
 
 
 @pytest.fixture(scope="session")

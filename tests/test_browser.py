@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from cqo_assistant import Assistant, Settings
+from tests.conftest import require_tool
 from tests.web_helpers import running_app
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "tests" / "artifacts"
 XSS = "<img src=x onerror=alert(1)>"
@@ -22,22 +22,26 @@ ARGS = [
     "--disable-component-update", "--no-first-run", "--disable-sync",
 ]  # fmt: skip
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.browser,
-    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="no chromium: apt-get install chromium"),
-]
+pytestmark = [pytest.mark.slow, pytest.mark.browser]
+
+
+@pytest.fixture(scope="session", autouse=True)  # checked before the index is built
+def chromium() -> str:
+    return require_tool("chromium", hint="run `make system-deps` (apt-get install chromium)")
 
 
 @pytest.fixture(scope="module")
 def page_at(
-    assistant: Assistant, settings: Settings, tmp_path_factory: pytest.TempPathFactory
+    chromium: str,
+    assistant: Assistant,
+    settings: Settings,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator:
     from playwright.sync_api import sync_playwright
 
     data = tmp_path_factory.mktemp("webdata")
     with running_app(assistant, settings, data) as url, sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        browser = pw.chromium.launch(executable_path=chromium, args=ARGS)
 
         def open_page(width: int = 1280, query: str = "", height: int = 900):
             page = browser.new_page(viewport={"width": width, "height": height})

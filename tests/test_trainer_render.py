@@ -2,12 +2,11 @@
 
 The PDF must have pages, embed a CJK font for the Chinese text (not a Latin fallback that
 would show boxes) and give the Chinese text back on extraction. Skipped only when LibreOffice
-or poppler is not installed (``make system-deps`` installs them).
+or poppler is not installed (``make system-deps`` installs them), and never under ``CI=true``.
 """
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -16,25 +15,26 @@ import pytest
 from cqo_assistant import export
 from cqo_assistant.parse import load_corpus
 from cqo_assistant.trainer import Corpus, build_outline, generate_quiz, select_clauses
+from tests.conftest import require_tool
 
 ROOT = Path(__file__).resolve().parent.parent
-SOFFICE = shutil.which("soffice") or shutil.which("libreoffice")
-POPPLER = shutil.which("pdftoppm") and shutil.which("pdffonts") and shutil.which("pdftotext")
+HINT = "run `make system-deps` (Debian: libreoffice-writer-nogui, -impress-nogui, poppler-utils)"
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(
-        not SOFFICE or not POPPLER,
-        reason="LibreOffice (soffice) or poppler-utils not installed; run `make system-deps`",
-    ),
-]
+pytestmark = pytest.mark.slow
 
 
-def _to_pdf(src: Path, out: Path) -> Path:
+@pytest.fixture(scope="module", autouse=True)
+def soffice() -> str:
+    for tool in ("pdftoppm", "pdffonts", "pdftotext"):
+        require_tool(tool, hint=HINT)
+    return require_tool("soffice", "libreoffice", hint=HINT)
+
+
+def _to_pdf(soffice: str, src: Path, out: Path) -> Path:
     profile = out / "lo-profile"
     subprocess.run(
         [
-            str(SOFFICE),
+            soffice,
             f"-env:UserInstallation=file://{profile}",
             "--headless",
             "--convert-to",
@@ -71,7 +71,7 @@ def _check_pdf(pdf: Path, expect: list[str]) -> None:
         assert "".join(e.split()) in flat, e
 
 
-def test_docx_and_pptx_render_with_chinese(tmp_path: Path) -> None:
+def test_docx_and_pptx_render_with_chinese(soffice: str, tmp_path: Path) -> None:
     corpus = Corpus(load_corpus(ROOT / "corpus")[0])
     outline = build_outline(corpus)
     items = generate_quiz(corpus, 10, seed=1)
@@ -90,5 +90,5 @@ def test_docx_and_pptx_render_with_chinese(tmp_path: Path) -> None:
     for name, data in files.items():
         src = tmp_path / name
         src.write_bytes(data)
-        pdf = _to_pdf(src, tmp_path)
+        pdf = _to_pdf(soffice, src, tmp_path)
         _check_pdf(pdf, expect[name])

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import gradio as gr
+import gradio_client
 import pytest
 from docx import Document
 from pptx import Presentation
@@ -48,14 +50,12 @@ def test_make_materials_for_chapters(corpus: Corpus, tmp_path: Path) -> None:
 
 
 def test_tab_through_gradio_client() -> None:
-    gr = pytest.importorskip("gradio")
-    client_mod = pytest.importorskip("gradio_client")
     settings = Settings.load(corpus_dir=str(ROOT / "corpus"))
     with gr.Blocks() as demo:
         add_training_tab(settings)
     demo.queue().launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=None)
     try:
-        client = client_mod.Client(demo.local_url, verbose=False)
+        client = gradio_client.Client(demo.local_url, verbose=False)
         quiz_md, outline_md, files = client.predict(
             ["8"], ["blank", "judge"], 6, 2, "inline", api_name="/training"
         )
