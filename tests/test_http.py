@@ -274,3 +274,63 @@ def test_workers_serve_and_log(home: Path, tmp_path: Path) -> None:
     assert len(asks) == 40 and all(r["status"] == 200 for r in asks)
     assert {r["q"] for r in asks} == {"首席质量官需要什…"} and "13900001234" not in text
     assert len(Counter(r["pid"] for r in asks)) == 2  # both worker processes answered
+
+
+def test_question_limit_is_1000_characters(base: str) -> None:
+    q = "首席质量官需要什么学历？"
+    at_limit = q + "啊" * (1000 - len(q))
+    r = httpx.post(f"{base}/v1/ask", json={"question": at_limit})
+    assert r.status_code == 200 and r.json()["question"] == at_limit
+    r = httpx.post(f"{base}/v1/ask", json={"question": at_limit + "啊"})
+    assert r.status_code == 422
+    message = r.json()["error"]["message"]
+    assert "问题太长（1001 字，上限 1000 字）" in message
+    assert "question too long (1001 > 1000 characters)" in message
+
+
+def test_ask_with_history(base: str) -> None:
+    """A follow-up is answered from the earlier question it leans on, and only with it."""
+    cases = [
+        ("具体有哪些？", ["首席质量官的任职能力有哪些要求？"], "5.2"),
+        ("第四项是什么意思？", ["首席质量官是什么？", "首席质量官有哪些职权？"], "8.1 d)"),
+    ]
+    for question, history, clause in cases:
+        alone = httpx.post(f"{base}/v1/ask", json={"question": question}).json()
+        follow = httpx.post(f"{base}/v1/ask", json={"question": question, "history": history})
+        d = follow.json()
+        assert follow.status_code == 200 and d["question"] == question
+        assert d["found"] and d["citations"][0]["clause"] == clause, d["ranked"][:3]
+        assert alone["ranked"][0] != clause and alone["answer"] != d["answer"]
+
+
+def test_openai_content_as_parts(base: str) -> None:
+    """Content given as a list of parts: the text parts, joined, are the question (neither half
+    alone is answered), other parts are skipped."""
+    parts = [
+        {"type": "text", "text": "首席质量官需要"},
+        {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}},
+        {"type": "text", "text": "什么职称？"},
+    ]
+    client = openai.OpenAI(base_url=f"{base}/v1", api_key="unused")
+    r = client.chat.completions.create(
+        model="cqo-assistant",
+        messages=[{"role": "user", "content": parts}],  # type: ignore[misc,list-item]
+    )
+    assert "中级以上" in (r.choices[0].message.content or "")
+    assert r.model_extra and r.model_extra["found"] is True
+    assert r.model_extra["citations"][0]["clause"] == "5.1 e)"
+
+
+@pytest.mark.parametrize(
+    "messages",
+    [
+        [{"role": "system", "content": "你是助手"}],
+        [{"role": "system", "content": "你是助手"}, {"role": "assistant", "content": "您好"}],
+    ],
+)
+def test_openai_no_user_message(base: str, messages: list[dict[str, str]]) -> None:
+    client = openai.OpenAI(base_url=f"{base}/v1", api_key="unused", max_retries=0)
+    with pytest.raises(openai.UnprocessableEntityError) as e:
+        client.chat.completions.create(model="cqo-assistant", messages=messages)  # type: ignore[arg-type]
+    assert e.value.status_code == 422
+    assert "no user message" in e.value.response.json()["error"]["message"]
