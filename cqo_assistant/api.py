@@ -120,7 +120,7 @@ class Assistant:
           the last question (itself put in context) first, this one as the question sentence,
           which the word channels weigh double and which alone decides whether the standard
           answers it. (A vote for the last answer's clause and its family was tried on the dev
-          dialogs: follow-up hit@1 0.849 without it, 0.822–0.836 with it.)
+          dialogs and lowered follow-up hit@1.)
         - Any other question is retrieved on its own."""
         if _SWITCH.match(question):
             return _SWITCH.sub("", question) or question, False
@@ -192,17 +192,16 @@ class Assistant:
         # a follow-up retrieved as a story after the last question
         alone, alone_signals = self.retriever.rank(q, method)
         # with words of its own ("那关键岗位责任制呢？" after 7.2 b)), its own ranking votes too,
-        # or the last question's words pull the answer back to the last clause (follow-up
-        # hit@1 on 164 dev follow-ups: 0.811 without, 0.835 at weight 0.5, 0.829 at 1, 0.817
-        # at 2)
+        # or the last question's words pull the answer back to the last clause (the weight was
+        # chosen on the dev dialogs, `cqo eval --split dev --dialogs`: 0.5 beat 0, 1, 2 and 4)
         weight = _OWN_WEIGHT if alone_signals.content else 0.0
         hits, signals = self.retriever.rank(text, method, also=q, also_weight=weight)
         coverage = decide(q, hits, signals, self.clause_map, cfg)
         # the last question's words lend a follow-up confidence it may not deserve: one with
         # words of its own that would not be answered on its own ("要开职代会表决吗？") is at
-        # most "closest" (on 33 dev unanswerable follow-ups: 0.76 not answered when only "not
-        # covered" alone counted, 0.85 now; answerable follow-ups answered 0.95 → 0.90). One
-        # with none ("具体有哪些？") is never answered alone: the story decides.
+        # most "closest" (on the dev dialogs this left more unanswerable follow-ups unanswered
+        # than counting only "not covered" alone, at the cost of a few answerable ones shown as
+        # closest). One with none ("具体有哪些？") is never answered alone: the story decides.
         if (
             alone_signals.content
             and coverage == ANSWERED
