@@ -62,11 +62,22 @@ def test_odd_but_answerable(assistant: Assistant, q: str, gold: str) -> None:
     assert top == gold or top.startswith(gold + " ") or gold.startswith(top), (q, ans.ranked)
 
 
-@pytest.mark.parametrize("q", ["", "   \n\t", "\x00\x01", "问" * 10_000, None])
-def test_bad_questions(assistant: Assistant, q: object) -> None:
+@pytest.mark.parametrize(
+    ("q", "chinese", "english"),
+    [
+        ("", "问题为空，请输入一个问题", "the question is empty"),
+        ("   \n\t", "问题为空，请输入一个问题", "the question is empty"),
+        ("\x00\x01", "问题为空，请输入一个问题", "the question is empty"),
+        ("问" * 10_000, "问题太长（10000 字，上限 1000 字）", "question too long (10000 > 1000"),
+        (None, "问题必须是文字", "the question must be a string"),
+    ],
+)
+def test_bad_questions(assistant: Assistant, q: object, chinese: str, english: str) -> None:
+    """Each message says what is wrong in Chinese and in English."""
     with pytest.raises(InputError) as e:
         assistant.ask(q)  # type: ignore[arg-type]
-    assert "/" in str(e.value)  # bilingual message
+    zh, _, en = str(e.value).partition(" / ")
+    assert chinese in zh and english in en, str(e.value)
 
 
 def test_follow_up_uses_history(assistant: Assistant) -> None:

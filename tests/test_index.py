@@ -101,13 +101,46 @@ def test_incremental_rebuild_and_atomic_swap(tmp_path: Path, home: Path) -> None
     assert any("1 computed, 100 reused" in x for x in logs), logs
 
 
-def test_failed_build_keeps_old_index(tmp_path: Path, home: Path) -> None:
+def test_unreadable_corpus_stops_the_build(tmp_path: Path, home: Path) -> None:
     h = _copy_home(home, tmp_path / "h")
     before = (h / "index" / "manifest.json").read_text()
     (h / "corpus" / "broken.txt").write_bytes(b"\xff\xfe broken")
-    with pytest.raises(Exception, match="UTF-8"):
+    with pytest.raises(CorpusError, match=r"broken\.txt.*UTF-8"):
         build_index(Settings.load(home=h), progress=lambda _m: None)
     assert (h / "index" / "manifest.json").read_text() == before
+
+
+def test_failed_build_keeps_old_index(
+    tmp_path: Path, home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A build that fails after it has written most of a new index into its temp dir (here:
+    while writing the manifest, after BM25, bank and Chroma) leaves the old index as it was,
+    still loadable, and no temp dir behind. The corpus changed, so the new index would differ."""
+    import cqo_assistant.index as index_mod
+
+    h = _copy_home(home, tmp_path / "h")
+    old = {p.relative_to(h / "index"): p.read_bytes() for p in (h / "index").rglob("*.json")}
+    f = h / "corpus" / "DB1302-T-589-2024.txt"
+    f.write_text(f.read_text("utf-8").replace("大学专科以上学历", "大学本科以上学历"), "utf-8")
+    seen: list[list[str]] = []
+
+    def disk_full() -> str:
+        tmp = [p for p in h.glob(".index-build-*") if (p / "chroma").is_dir()]
+        seen.append([p.name for p in tmp])
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(index_mod, "segmenter_hash", disk_full)
+    with pytest.raises(OSError, match="No space left on device"):
+        build_index(Settings.load(home=h), progress=lambda _m: None)
+    assert seen and len(seen[0]) == 1, seen  # the failure came mid-build, into a temp dir
+    monkeypatch.undo()
+    assert not list(h.glob(".index*")), "temp dir left behind"
+    now = {p.relative_to(h / "index"): p.read_bytes() for p in (h / "index").rglob("*.json")}
+    assert now == old
+    f.write_text(f.read_text("utf-8").replace("大学本科以上学历", "大学专科以上学历"), "utf-8")
+    a = Assistant.load(Settings.load(home=h))  # the old index, whole and not stale
+    ans = a.ask("首席质量官需要什么学历？")
+    assert ans.found and ans.citations[0].clause == "5.1 e)" and "大学专科以上学历" in ans.text
 
 
 def test_expansions_sidecar(tmp_path: Path, home: Path) -> None:
