@@ -348,36 +348,39 @@ def compose(
     ranked = tuple(h.clause_id for h in hits[:10])
     coverage = coverage or decide(question, hits, signals, clauses, cfg)
     std = clauses[hits[0].clause_id].standard if hits else "本标准"
-    if coverage == CLOSEST:
-        best = hits[0]
-        related = tuple(_cite(h) for h in _distinct(hits, clauses)[:3])
-        refs = "、".join(_standard_ref(clauses[c.clause]) for c in related[1:])
-        text = (
-            "标准没有直接回答这个问题，最接近的规定是：\n"
-            f"{_quote(clauses[best.clause_id], clauses)}\n"
-            f"出处：{_standard_ref(clauses[best.clause_id])}（请结合实际情况判断）"
-        )
-        if signals.unknown:
-            text += f"\n（本标准中没有“{'”“'.join(signals.unknown)}”。）"
-        if refs:
-            text += f"\n其他相关条款：{refs}"
-        return Answer(question, False, text, (), related, ranked, CLOSEST)
-    if coverage == NOT_COVERED:
-        related = tuple(_cite(h) for h in _distinct(hits, clauses)[:3])
-        refs = "、".join(_standard_ref(clauses[c.clause]) for c in related)
-        text = f"本标准（{std}）未涉及这个问题，无法依据本标准回答。"
-        if signals.missing:
-            text += f"（本标准没有{'、'.join(cite_label(m) for m in signals.missing)}。）"
-        elif signals.unknown:  # say what it lacks
-            text += f"（本标准中没有“{'”“'.join(signals.unknown)}”。）"
-        if related:
-            text += f"\n相关条款（仅供参考）：{refs}"
-        return Answer(question, False, text, (), related, ranked, NOT_COVERED)
+    if coverage != ANSWERED:
+        near = tuple(_cite(h) for h in _distinct(hits, clauses)[:3])
+        if coverage == CLOSEST:
+            best = clauses[hits[0].clause_id]
+            text = (
+                "标准没有直接回答这个问题，最接近的规定是：\n"
+                f"{_quote(best, clauses)}\n"
+                f"出处：{_standard_ref(best)}（请结合实际情况判断）"
+            )
+            text += f"\n{_lacks(signals)}" if _lacks(signals) else ""
+            others, label = near[1:], "其他相关条款"
+        else:
+            text = f"本标准（{std}）未涉及这个问题，无法依据本标准回答。{_lacks(signals)}"
+            others, label = near, "相关条款（仅供参考）"
+        if others:
+            refs = "、".join(_standard_ref(clauses[c.clause]) for c in others)
+            text += f"\n{label}：{refs}"
+        return Answer(question, False, text, (), near, ranked, coverage)
     chosen = select_citations(hits, cfg, question, clauses, exact=signals.refs)
     lines = [_quote(clauses[h.clause_id], clauses) for h in chosen]
     refs = "、".join(cite_label(clauses[h.clause_id].number) for h in chosen)
     text = "根据标准：\n" + "\n".join(lines) + f"\n依据：{std} {refs}"
     return Answer(question, True, text, tuple(_cite(h) for h in chosen), (), ranked, ANSWERED)
+
+
+def _lacks(signals: QuerySignals) -> str:
+    """What the standard lacks, said plainly: a clause number it does not have, else the words
+    asked about that it never uses; "" when neither."""
+    if signals.missing:
+        return f"（本标准没有{'、'.join(cite_label(m) for m in signals.missing)}。）"
+    if signals.unknown:
+        return f"（本标准中没有“{'”“'.join(signals.unknown)}”。）"
+    return ""
 
 
 def _distinct(hits: list[Hit], clauses: dict[str, Clause]) -> list[Hit]:

@@ -126,7 +126,7 @@ class Assistant:
             return _SWITCH.sub("", question) or question, False
         if not history or self.retriever.analyse(question).refs:
             return question, False
-        alone = self.retriever.rank(question, method)[1]
+        alone_hits, alone = self.retriever.rank(question, method)
         if alone.unknown or alone.missing:
             return question, False
         prev = self._context(history[-1], history[:-1], method)[0]
@@ -137,15 +137,11 @@ class Assistant:
             if target:
                 rest = f"{q[: m.start()]}{q[m.end() :]}"
                 return f"{self.clause_map[target].number} {rest}".strip(), False
-        if self._leans_on_last(question) or not self._stands_alone(question, method):
+        cfg = self.answer_config(method)
+        stands_alone = decide(question, alone_hits, alone, self.clause_map, cfg) == ANSWERED
+        if self._leans_on_last(question) or not stands_alone:
             return f"{prev.rstrip('。？?！!')}。{question}", True
         return question, False
-
-    def _stands_alone(self, question: str, method: str) -> bool:
-        """Would the question, asked on its own, be answered?"""
-        hits, signals = self.retriever.rank(question, method)
-        cfg = self.answer_config(method)
-        return decide(question, hits, signals, self.clause_map, cfg) == ANSWERED
 
     def _leans_on_last(self, question: str) -> bool:
         q = segment.normalize(question)
@@ -153,7 +149,7 @@ class Assistant:
             return True
         r = self.retriever
         if r.analyse(question).foreign:  # English: its words are the expansions' renderings
-            return len(r.content_words(r.analyse(question).focus)) <= 1
+            return len(r.analyse(question).content) <= 1
         own = [
             t
             for t in segment.tokenize(q)

@@ -411,8 +411,7 @@ def calibrate_fusion(
     until a round changes nothing. The channels' scores are computed once per question."""
     ans = [i for i in items if i.gold]
     r = assistant.retriever
-    cache = [(i, r.analyse(i.question)) for i in ans]
-    cache = [(i, q, r.scores(q)) for i, q in cache]
+    cache = [(i, q, r.scores(q)) for i in ans for q in (r.analyse(i.question),)]
 
     def key(cfg: FusionConfig) -> tuple[float, float]:
         r.fusion = cfg

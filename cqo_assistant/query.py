@@ -22,6 +22,7 @@ class Query:
     words: tuple[str, ...]  # word-channel tokens (search mode); with a story, focus words twice
     pairs: tuple[str, ...]  # character pairs, focus pairs counted twice
     plain: tuple[str, ...]  # the focus's own words (no glossary): what abstention judges
+    content: tuple[str, ...] = ()  # focus words that tell clauses apart (not 首席质量官, 方面)
     refs: tuple[str, ...] = ()  # clause ids the question names ("8.1 d)", "第九章第五条")
     missing: tuple[str, ...] = ()  # clause numbers it names that the standard lacks ("5.4条")
     bare_ref: bool = False  # nothing but a clause reference ("9.5", "第9章讲了什么")

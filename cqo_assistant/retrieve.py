@@ -208,8 +208,10 @@ class Retriever:
         refs = [self._numbers[r] for r in refs]
         focus, story = split_focus(strip_meta(rest) if refs else text)
         focus, story = strip_meta(focus), strip_meta(story)
-        if story and not self.content_words(focus):  # "按标准这个说法站得住吗？": the story asks
+        content = self._content_words(focus)
+        if story and not content:  # "按标准这个说法站得住吗？": the story asks
             focus, story = strip_meta(rest if refs else text), ""
+            content = self._content_words(focus)
         f_exp, s_exp = self._expand(focus), self._expand(story) if story else ""
         return Query(
             text=text,
@@ -219,13 +221,14 @@ class Retriever:
             words=weighted(segment.tokenize(f_exp), segment.tokenize(s_exp)),
             pairs=weighted(segment.bigrams(f_exp), segment.bigrams(s_exp)),
             plain=tuple(segment.tokenize(focus)),
+            content=tuple(content),
             refs=tuple(refs),
             missing=() if refs else tuple(missing_refs(text, self._all_numbers)),
             bare_ref=bool(refs) and is_bare(rest),
             foreign=is_foreign(question),
         )
 
-    def content_words(self, text: str) -> list[str]:
+    def _content_words(self, text: str) -> list[str]:
         """Words of ``text`` that tell clauses apart: the standard's (or its glossary's), not
         shared by most clauses, not a word for the kind of answer wanted (方面, 内容 …)."""
         return [
@@ -450,8 +453,8 @@ class Retriever:
             coverage = len(covered) / len(specific)
         else:
             coverage = 1.0 if fired or (plain and all(t in vocab for t in plain)) else 0.0
-        if q.refs:
-            coverage = 1.0 if q.bare_ref else coverage
+        if q.bare_ref:
+            coverage = 1.0
         bm, de = sc.bm25, sc.dense
         b_best, d_best = int(np.argmax(bm)), int(np.argmax(de))
         agree = bool(bm.max() > 0) and self.related(self.ids[b_best], self.ids[d_best])
@@ -472,7 +475,7 @@ class Retriever:
             missing=q.missing,
             bare_ref=q.bare_ref,
             margin=float((top - second) / top) if top > 0 else 0.0,
-            content=bool(self.content_words(q.focus)),
+            content=bool(q.content),
             bank=bool(order) and self.clauses[self.ids[order[0]]].standard in self._banked,
         )
 
