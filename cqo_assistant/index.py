@@ -2,8 +2,17 @@
 
 Layout of ``index/``::
 
+    CURRENT         the name of the complete index now in use (``v-<time>-<id>``), switched
+                    with one ``os.replace`` — at every instant exactly one index is current
+    v-<time>-<id>/  one complete index, never changed after it is built:
+    .build-<id>/    a build in progress (removed by the next build if the build was killed)
+    .build.lock     held by the build (``flock``): a second build is refused, not raced
+
+and inside each ``v-*`` folder::
+
     manifest.json   format version, embedder name and dimension, sha256 of each corpus file,
-                    clause count, build time — loading refuses any mismatch
+                    clause count, build time, size and sha256 of every index file — loading
+                    refuses any mismatch: the corpus → "stale", an index file → "damaged"
     chunks.json     the chunk texts (one per clause) in index order
     bm25/           bm25s index over jieba tokens, plus our token vocabulary
     bm25_bigram/    bm25s index over Chinese character pairs (robust to typos and word splits)
@@ -19,14 +28,22 @@ Why not llama-index's BM25Retriever: it ignores a custom tokenizer (bm25s undern
 scores 0. Why embeddings are always passed to Chroma: its default embedding function downloads a
 model. Collection names must be ASCII.
 
-A build goes into a temp dir beside ``index/`` and is swapped in with renames, so a reader never
-sees half an index. Embeddings of chunks whose text did not change are taken from the previous
-index (by sha256 of chunk text + embedder), so only changed corpus files are re-embedded.
+A build goes into ``.build-<id>/``, is renamed to ``v-<time>-<id>/`` and made current by
+replacing ``CURRENT``; a kill at any point leaves the previous index current and whole. The
+previous version stays until the next build, so a reader that resolved ``CURRENT`` just before a
+switch can still finish loading. Embeddings of chunks whose text did not change are taken from
+the previous index (by sha256 of chunk text + embedder) when its files verify, so only changed
+corpus files are re-embedded.
+
+Readers never write: Chroma's PersistentClient rewrites ``chroma.sqlite3`` and the HNSW files
+whenever it opens a store, even to query it, which would break the checksums and a read-only
+mount. So a reader opens a private copy of ``chroma/`` (under 1 MB) in the temp dir.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import json
 import os
@@ -34,7 +51,9 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+import uuid
+import weakref
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,12 +65,27 @@ from . import segment
 from .bank import BankEntry, bank_path, load_bank
 from .chunk import Chunk, make_chunks
 from .embed import Embedder, get_embedder
-from .errors import REBUILD_HINT, IndexMissingError, IndexStaleError
+from .errors import (
+    REBUILD_HINT,
+    CorpusGapError,
+    CQOError,
+    IndexBusyError,
+    IndexDamagedError,
+    IndexMissingError,
+    IndexStaleError,
+    IndexWriteError,
+)
 from .parse import Standard, corpus_files, expansions_path, load_corpus, load_expansions
 from .settings import Settings
 
-FORMAT_VERSION = 4  # 4: search-mode words, the question bank
+FORMAT_VERSION = 5  # 5: versions behind a CURRENT pointer, checksums of every file
 COLLECTION = "cqo_clauses"
+POINTER = "CURRENT"
+LOCK = ".build.lock"
+# what an index of format ≤ 4 kept directly in index/: removed once a format-5 index is current
+OLD_LAYOUT = ("manifest.json", "chunks.json", "bm25", "bm25_bigram", "bm25_expansion", "bank")
+# a new build of the same standard with fewer than this share of its clauses lost text
+MIN_CLAUSE_SHARE = 0.95
 Progress = Callable[[str], None]
 
 
@@ -213,32 +247,36 @@ def _bank_key(entry: BankEntry, embedder_name: str) -> str:
     return hashlib.sha256(f"{embedder_name}\n{entry.question}".encode()).hexdigest()
 
 
-def _previous_bank(index_dir: Path) -> dict[str, np.ndarray]:
-    """Bank vectors to reuse, keyed by (embedder, question) hash: those of the current index
-    and of the machine's cache (``_bank_cache``), so a second index on the same machine (a test
-    home, a rebuild into a new folder) does not embed 4,000 questions again (~40 s)."""
+def _previous_bank(previous: Path | None) -> dict[str, np.ndarray]:
+    """Bank vectors to reuse, keyed by (embedder, question) hash: those of the previous index
+    (when its bank files verify) and of the machine's cache (``_bank_cache``), so a second index
+    on the same machine (a test home, a rebuild into a new folder) does not embed 4,000
+    questions again (~40 s)."""
     out: dict[str, np.ndarray] = {}
     with contextlib.suppress(OSError, ValueError, KeyError):
         data = np.load(_bank_cache(), allow_pickle=False)
-        out.update(zip(data["keys"].tolist(), data["vectors"], strict=True))
-    with contextlib.suppress(OSError, ValueError, KeyError):
-        rows = json.loads((index_dir / "bank" / "entries.json").read_text("utf-8"))
-        vectors = np.load(index_dir / "bank" / "vectors.npy")
-        out.update({r["key"]: v for r, v in zip(rows, vectors, strict=True)})
+        if hashlib.sha256(data["vectors"].tobytes()).hexdigest() == str(data["sha256"]):
+            out.update(zip(data["keys"].tolist(), data["vectors"], strict=True))
+    if previous is not None:
+        with contextlib.suppress(OSError, ValueError, KeyError):
+            rows = json.loads((previous / "bank" / "entries.json").read_text("utf-8"))
+            vectors = np.load(previous / "bank" / "vectors.npy")
+            out.update({r["key"]: v for r, v in zip(rows, vectors, strict=True)})
     return out
 
 
 def _bank_cache() -> Path:
     """Embeddings are a pure function of (embedder, text), so a cache beside jieba's in the
     temp dir is safe to share and to lose."""
-    return Path(tempfile.gettempdir()) / "cqo_bank_vectors.npz"
+    return Path(tempfile.gettempdir()) / "cqo_bank_vectors.v2.npz"  # v2: with a checksum
 
 
 def _save_bank_cache(keys: list[str], vectors: np.ndarray) -> None:
     path = _bank_cache()
     with contextlib.suppress(OSError):
         tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npz")
-        np.savez(tmp, keys=np.array(keys), vectors=vectors)
+        sha = hashlib.sha256(vectors.tobytes()).hexdigest()
+        np.savez(tmp, keys=np.array(keys), vectors=vectors, sha256=np.array(sha))
         os.replace(tmp, path)
 
 
@@ -268,25 +306,70 @@ def build_bank(
     return bm25, vectors, keys
 
 
-def _previous_embeddings(index_dir: Path, embedder_name: str) -> dict[str, list[float]]:
-    """Embeddings of the current index keyed by chunk hash, to reuse for unchanged chunks."""
+def _previous_embeddings(previous: Path | None, embedder_name: str) -> dict[str, list[float]]:
+    """Embeddings of the previous index keyed by chunk hash, to reuse for unchanged chunks."""
+    if previous is None:
+        return {}
     try:
-        manifest = json.loads((index_dir / "manifest.json").read_text("utf-8"))
+        manifest = json.loads((previous / "manifest.json").read_text("utf-8"))
         if manifest.get("embedder") != embedder_name or manifest.get("chroma_url"):
             return {}
-        col = chroma_client(index_dir / "chroma").get_collection(COLLECTION)
-        got = col.get(include=["embeddings", "metadatas"])
+        with tempfile.TemporaryDirectory(prefix="cqo-chroma-") as tmp:
+            col = chroma_client(_private_copy(previous / "chroma", Path(tmp))).get_collection(
+                COLLECTION
+            )
+            got = col.get(include=["embeddings", "metadatas"])
         return {m["key"]: list(e) for m, e in zip(got["metadatas"], got["embeddings"], strict=True)}
     except Exception:  # no usable previous index: embed everything
         return {}
 
 
+def _reusable(index_dir: Path) -> tuple[Path | None, Path | None]:
+    """The current index folder's parts whose files verify, for a rebuild to reuse: (folder for
+    the clause embeddings, folder for the bank vectors) — None for a part that is damaged."""
+    try:
+        root = current_dir(index_dir)
+        manifest = read_manifest(index_dir, root)
+    except CQOError:
+        return None, None
+    bad = verify_files(root, manifest)
+    chroma_ok = not any(x.startswith("chroma/") for x in bad)
+    bank_ok = not any(x.startswith("bank/") for x in bad)
+    return (root if chroma_ok else None), (root if bank_ok else None)
+
+
 def build_index(
-    settings: Settings, embedder: Embedder | None = None, progress: Progress = _stderr
+    settings: Settings,
+    embedder: Embedder | None = None,
+    progress: Progress = _stderr,
+    allow_gaps: bool = False,
 ) -> dict[str, Any]:
-    """Parse the corpus, chunk, embed, and write a fresh index; returns the manifest."""
+    """Parse the corpus, chunk, embed, and make a fresh index current; returns the manifest.
+
+    ``allow_gaps`` indexes a standard whose text skips a chapter, clause or list item, or lost
+    many clauses since the last build — loudly, and recorded in the manifest."""
     t0 = time.perf_counter()
-    standards = load_corpus(settings.corpus_dir)
+    standards = load_corpus(settings.corpus_dir, allow_gaps=allow_gaps)  # before any write
+    with _build_lock(settings.index_dir):
+        _remove_leftovers(settings.index_dir)
+        return _build(settings, standards, embedder, progress, allow_gaps, t0)
+
+
+def _build(
+    settings: Settings,
+    standards: list[Standard],
+    embedder: Embedder | None,
+    progress: Progress,
+    allow_gaps: bool,
+    t0: float,
+) -> dict[str, Any]:
+    gaps = [f"{s.source}: {g}" for s in standards for g in s.gaps]
+    lost = _lost_clauses(settings.index_dir, standards)
+    if lost and not allow_gaps:
+        raise CorpusGapError(lost)
+    gaps += lost
+    for g in gaps:
+        progress(f"WARNING 索引包含不完整的标准 / indexing a standard with gaps: {g}")
     chunks = make_chunks(standards, load_expansions(settings.corpus_dir, standards))
     bank = [x for x in load_bank(settings.corpus_dir, standards) if x.split == "train"]
     bank += stand_ins(chunks, bank)
@@ -296,8 +379,9 @@ def build_index(
         f"{len(bank)} bank questions"
     )
 
+    old_chroma, old_bank = _reusable(settings.index_dir)
     keys = [_chunk_key(c, embedder.name) for c in chunks]
-    previous = _previous_embeddings(settings.index_dir, embedder.name)
+    previous = _previous_embeddings(old_chroma, embedder.name)
     todo = [i for i, k in enumerate(keys) if k not in previous]
     vectors: dict[int, list[float]] = {i: previous[k] for i, k in enumerate(keys) if k in previous}
     batch = 16
@@ -309,12 +393,12 @@ def build_index(
     progress(f"[2/5] embeddings: {len(todo)} computed, {len(chunks) - len(todo)} reused")
 
     bank_bm25, bank_vectors, bank_keys = build_bank(
-        bank, embedder, _previous_bank(settings.index_dir), progress
+        bank, embedder, _previous_bank(old_bank), progress
     )
 
-    settings.index_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".index-build-", dir=settings.index_dir.parent))
+    tmp = settings.index_dir / f".build-{uuid.uuid4().hex[:12]}"
     try:
+        tmp.mkdir()
         ids = [c.clause_id for c in chunks]
         BankIndex.make(bank, bank_bm25, bank_vectors, ids).save(tmp / "bank", bank_keys)
         texts = [c.text for c in chunks]
@@ -350,15 +434,30 @@ def build_index(
             "corpus": corpus_hashes(settings.corpus_dir),
             "segmenter": segmenter_hash(),
             "standards": [s.code for s in standards],
+            "clauses_per_standard": {
+                s.code: sum(c.source == s.source for c in chunks) for s in standards
+            },
             "clause_count": len(chunks),
             "bank_questions": len(bank),
+            "accepted_gaps": gaps,
             "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "build_seconds": round(time.perf_counter() - t0, 3),
             "chroma_url": settings.chroma_url,
             "collection": COLLECTION,
+            "files": file_table(tmp),
         }
         (tmp / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=2))
-        _swap_in(tmp, settings.index_dir)
+        _checkpoint("written")
+        _switch_to(tmp, settings.index_dir)
+    except OSError as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        free = shutil.disk_usage(settings.index_dir).free / 1e6
+        raise IndexWriteError(
+            f"索引写入失败 / could not write the index in {settings.index_dir} "
+            f"({e.strerror or e}; {free:.1f} MB free there); 原索引未改动 / the previous index "
+            "is unchanged. 请腾出磁盘空间或检查写权限后重试 / free disk space or fix "
+            "permissions, then run `cqo index` again"
+        ) from e
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -366,22 +465,184 @@ def build_index(
     return manifest
 
 
-def _swap_in(new: Path, target: Path) -> None:
-    old = target.with_name(f".{target.name}-old-{os.getpid()}")
-    if target.exists():
-        target.rename(old)
-    new.rename(target)
-    shutil.rmtree(old, ignore_errors=True)
+def _checkpoint(name: str) -> None:
+    """Fault-injection hook: ``CQO_BUILD_PAUSE=<name>`` stops a build here (a test kills it)."""
+    if os.environ.get("CQO_BUILD_PAUSE") == name:
+        _stderr(f"paused at {name}")
+        time.sleep(3600)
 
 
-def read_manifest(index_dir: Path) -> dict[str, Any]:
-    path = index_dir / "manifest.json"
+def _lost_clauses(index_dir: Path, standards: list[Standard]) -> list[str]:
+    """A standard the current index has, that now parses to far fewer clauses (its last
+    chapter lost, which no numbering gap shows)."""
+    try:
+        before = read_manifest(index_dir).get("clauses_per_standard", {})
+    except CQOError:
+        return []
+    out = []
+    for s in standards:
+        n, was = len(s.clauses), before.get(s.code, 0)
+        if n < was * MIN_CLAUSE_SHARE:
+            out.append(
+                f"{s.source}: 条款数从 {was} 降到 {n} / {was} clauses in the current index, "
+                f"{n} in the new text"
+            )
+    return out
+
+
+@contextlib.contextmanager
+def _build_lock(index_dir: Path) -> Iterator[None]:
+    """One build at a time per index folder; the second one is refused with a clear message."""
+    try:
+        index_dir.mkdir(parents=True, exist_ok=True)
+        f = open(index_dir / LOCK, "a+", encoding="utf-8")  # noqa: SIM115
+    except OSError as e:
+        raise IndexWriteError(
+            f"无法写入索引目录 / cannot write the index folder {index_dir} ({e.strerror or e}); "
+            "检查路径和权限 / check the path and its permissions"
+        ) from e
+    with f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            pid = f.read().strip() or "?"
+            raise IndexBusyError(
+                f"另一个 `cqo index` 正在构建 {index_dir}（进程 {pid}），请等它结束后再试 / "
+                f"another build (pid {pid}) is writing {index_dir}; wait for it to finish and retry"
+            ) from None
+        f.seek(0)
+        f.truncate()
+        f.write(str(os.getpid()))
+        f.flush()
+        yield
+
+
+def _remove_leftovers(index_dir: Path) -> None:
+    """Under the build lock: folders of killed builds, versions older than the current one,
+    and the swap folders the format-4 layout left beside ``index/``."""
+    current = current_dir(index_dir, strict=False).name
+    for p in index_dir.iterdir():
+        if p.is_dir() and p.name.startswith((".build-", "v-")) and p.name != current:
+            shutil.rmtree(p, ignore_errors=True)
+    for p in index_dir.glob(f".{POINTER}.*"):  # a pointer written but never switched
+        p.unlink(missing_ok=True)
+    for pattern in (".index-build-*", f".{index_dir.name}-old-*"):
+        for p in index_dir.parent.glob(pattern):
+            shutil.rmtree(p, ignore_errors=True)
+
+
+def _switch_to(built: Path, index_dir: Path) -> None:
+    """Make ``built`` the current index in one atomic step: rename it to its version name, then
+    replace ``CURRENT``. The version it replaces stays until the next build (a reader may still
+    be loading it); the files of a format-4 index are removed."""
+    version = index_dir / f"v-{time.strftime('%Y%m%dT%H%M%S')}-{built.name[-12:]}"
+    built.rename(version)
+    _checkpoint("renamed")
+    tmp = index_dir / f".{POINTER}.{built.name[-12:]}"
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(version.name)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, index_dir / POINTER)
+    with contextlib.suppress(OSError):
+        fd = os.open(index_dir, os.O_RDONLY)
+        os.fsync(fd)
+        os.close(fd)
+    _checkpoint("switched")
+    for name in (*OLD_LAYOUT, "chroma"):
+        p = index_dir / name
+        if p.is_dir():
+            shutil.rmtree(p, ignore_errors=True)
+        elif p.exists():
+            p.unlink()
+
+
+def current_dir(index_dir: Path, strict: bool = True) -> Path:
+    """The folder of the index now in use. An index of format ≤ 4 (no ``CURRENT``) is
+    ``index_dir`` itself, where its manifest then reports the old format."""
+    try:
+        name = (index_dir / POINTER).read_text("utf-8").strip()
+    except FileNotFoundError:
+        return index_dir
+    except OSError as e:
+        if not strict:
+            return index_dir
+        raise IndexDamagedError(
+            f"索引已损坏 / index damaged: cannot read {index_dir / POINTER} ({e.strerror or e}). "
+            f"{REBUILD_HINT}"
+        ) from None
+    if not name.startswith("v-") or "/" in name or "\x00" in name:
+        if not strict:
+            return index_dir
+        raise IndexDamagedError(
+            f"索引已损坏 / index damaged: {index_dir / POINTER} holds {name[:40]!r}. {REBUILD_HINT}"
+        )
+    return index_dir / name
+
+
+def file_table(root: Path) -> dict[str, list[int | str]]:
+    """[size, sha256] of every file under ``root`` except the manifest, by relative path."""
+    return {
+        p.relative_to(root).as_posix(): [
+            p.stat().st_size,
+            hashlib.sha256(p.read_bytes()).hexdigest(),
+        ]
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and p.name != "manifest.json"
+    }
+
+
+def verify_files(root: Path, manifest: dict[str, Any], hashes: bool = True) -> list[str]:
+    """The index files that are missing, unreadable or not what the build wrote (sizes always,
+    sha256 too unless ``hashes=False``); empty when all are whole."""
+    bad = []
+    for rel, (size, sha) in manifest.get("files", {}).items():
+        p = root / rel
+        try:
+            if p.stat().st_size != size:
+                bad.append(f"{rel} (size)")
+            elif hashes and hashlib.sha256(p.read_bytes()).hexdigest() != sha:
+                bad.append(f"{rel} (checksum)")
+        except OSError as e:
+            bad.append(f"{rel} ({e.strerror or 'unreadable'})")
+    return bad
+
+
+def read_manifest(index_dir: Path, root: Path | None = None) -> dict[str, Any]:
+    """The manifest of the current index (or of the version folder ``root``)."""
+    root = root or current_dir(index_dir)
+    path = root / "manifest.json"
     if not path.is_file():
+        if root != index_dir:
+            raise IndexDamagedError(
+                f"索引已损坏 / index damaged: {index_dir / POINTER} names {root.name}, which has "
+                f"no manifest. {REBUILD_HINT}"
+            )
         raise IndexMissingError(f"索引不存在 / no index at {index_dir}. {REBUILD_HINT}")
     try:
         return json.loads(path.read_text("utf-8"))
     except (OSError, ValueError) as e:
-        raise IndexStaleError(f"索引清单损坏 / unreadable {path} ({e}). {REBUILD_HINT}") from None
+        raise IndexDamagedError(
+            f"索引清单损坏 / index damaged: unreadable {path} ({e}). {REBUILD_HINT}"
+        ) from None
+
+
+def check_index(
+    settings: Settings, root: Path | None = None, hashes: bool = True
+) -> dict[str, Any]:
+    """The manifest of the current index (or of the version folder ``root``), if it is current
+    (else IndexStaleError) and whole (else IndexDamagedError)."""
+    root = root or current_dir(settings.index_dir)
+    manifest = read_manifest(settings.index_dir, root)
+    check_manifest(manifest, settings)
+    bad = verify_files(root, manifest, hashes)
+    if bad:
+        raise IndexDamagedError(
+            f"索引已损坏 / index damaged in {settings.index_dir}: {', '.join(bad[:4])}"
+            f"{' …' if len(bad) > 4 else ''}. {REBUILD_HINT}"
+        )
+    return manifest
 
 
 def check_manifest(manifest: dict[str, Any], settings: Settings) -> None:
@@ -416,30 +677,54 @@ class LoadedIndex:
     collection: Any
     embedder: Embedder
     bank: BankIndex
+    root: Path  # the version folder it was loaded from
 
 
 def load_index(settings: Settings, embedder: Embedder | None = None) -> LoadedIndex:
-    manifest = read_manifest(settings.index_dir)
-    check_manifest(manifest, settings)
-    d = settings.index_dir
+    """Load the current index, verified; if a build made another index current while this one
+    was being read, load that one instead."""
+    root = current_dir(settings.index_dir)
+    try:
+        return _load(settings, embedder, root)
+    except (IndexDamagedError, IndexMissingError):
+        now = current_dir(settings.index_dir)
+        if now == root:
+            raise
+        return _load(settings, embedder, now)
+
+
+def _private_copy(chroma: Path, into: Path) -> Path:
+    dst = into / "chroma"
+    shutil.copytree(chroma, dst)
+    return dst
+
+
+def _load(settings: Settings, embedder: Embedder | None, d: Path) -> LoadedIndex:
+    manifest = check_index(settings, d)
+    url = manifest.get("chroma_url") or settings.chroma_url
+    private = None if url else Path(tempfile.mkdtemp(prefix="cqo-chroma-"))
     try:
         chunks = [Chunk(**c) for c in json.loads((d / "chunks.json").read_text("utf-8"))]
         bm25 = BM25Index.load(d / "bm25")
         bm25_bigram = BM25Index.load(d / "bm25_bigram")
         bm25_expansion = BM25Index.load(d / "bm25_expansion")
         bank = BankIndex.load(d / "bank", [c.clause_id for c in chunks])
-        client = chroma_client(d / "chroma", manifest.get("chroma_url") or settings.chroma_url)
-        collection = client.get_collection(COLLECTION)
+        store = _private_copy(d / "chroma", private) if private else d / "chroma"
+        collection = chroma_client(store, url).get_collection(COLLECTION)
     except Exception as e:
-        raise IndexStaleError(f"索引文件损坏 / index files unreadable ({e}). {REBUILD_HINT}") from e
+        if private:
+            shutil.rmtree(private, ignore_errors=True)
+        raise IndexDamagedError(
+            f"索引文件损坏 / index files unreadable ({e}). {REBUILD_HINT}"
+        ) from e
     embedder = embedder or get_embedder(settings.embed_model)
     if embedder.name != manifest.get("embedder"):
         raise IndexStaleError(
             f"索引由 {manifest.get('embedder')} 构建，当前为 {embedder.name}. {REBUILD_HINT}"
         )
-    return LoadedIndex(
+    loaded = LoadedIndex(
         manifest,
-        load_corpus(settings.corpus_dir),
+        load_corpus(settings.corpus_dir, allow_gaps=bool(manifest.get("accepted_gaps"))),
         chunks,
         bm25,
         bm25_bigram,
@@ -447,4 +732,8 @@ def load_index(settings: Settings, embedder: Embedder | None = None) -> LoadedIn
         collection,
         embedder,
         bank,
+        d,
     )
+    if private:
+        weakref.finalize(loaded, shutil.rmtree, private, True)
+    return loaded

