@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TextIO
 
-from .errors import InputError
+from .errors import FeedbackError, InputError
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS feedback (
@@ -35,6 +35,10 @@ COLUMNS = ("id", "created_at", "question", "answer", "cited", "found", "rating",
 MAX_COMMENT = 2000
 
 
+def _not_saved(e: Exception) -> str:
+    return f"评价未保存，请稍后重试 / your rating was not saved ({e}); please try again later"
+
+
 class FeedbackStore:
     def __init__(self, data_dir: Path) -> None:
         self.path = Path(data_dir) / "feedback.sqlite3"
@@ -45,10 +49,17 @@ class FeedbackStore:
 
     @contextmanager
     def _db(self) -> Iterator[sqlite3.Connection]:
-        db = sqlite3.connect(self.path, timeout=10)
+        """A transaction; a write the disk refuses (full, read-only, locked too long) rolls back
+        and raises FeedbackError, so the user is told the rating was not saved."""
+        try:
+            db = sqlite3.connect(self.path, timeout=10)
+        except sqlite3.Error as e:
+            raise FeedbackError(_not_saved(e)) from e
         try:
             with db:  # commit or roll back
                 yield db
+        except (sqlite3.OperationalError, OSError) as e:
+            raise FeedbackError(_not_saved(e)) from e
         finally:
             db.close()
 

@@ -48,6 +48,10 @@ class IndexBusyError(CQOError):
     exit_code = 2
 
 
+class FeedbackError(CQOError):
+    """A rating could not be written (disk full, read-only data folder)."""
+
+
 class CorpusError(CQOError):
     exit_code = 4
 

@@ -247,14 +247,14 @@ def _bank_key(entry: BankEntry, embedder_name: str) -> str:
     return hashlib.sha256(f"{embedder_name}\n{entry.question}".encode()).hexdigest()
 
 
-def _previous_bank(previous: Path | None) -> dict[str, np.ndarray]:
+def _previous_bank(previous: Path | None, embedder_name: str) -> dict[str, np.ndarray]:
     """Bank vectors to reuse, keyed by (embedder, question) hash: those of the previous index
     (when its bank files verify) and of the machine's cache (``_bank_cache``), so a second index
     on the same machine (a test home, a rebuild into a new folder) does not embed 4,000
     questions again (~40 s)."""
     out: dict[str, np.ndarray] = {}
     with contextlib.suppress(OSError, ValueError, KeyError):
-        data = np.load(_bank_cache(), allow_pickle=False)
+        data = np.load(_bank_cache(embedder_name), allow_pickle=False)
         if hashlib.sha256(data["vectors"].tobytes()).hexdigest() == str(data["sha256"]):
             out.update(zip(data["keys"].tolist(), data["vectors"], strict=True))
     if previous is not None:
@@ -265,14 +265,15 @@ def _previous_bank(previous: Path | None) -> dict[str, np.ndarray]:
     return out
 
 
-def _bank_cache() -> Path:
+def _bank_cache(embedder_name: str) -> Path:
     """Embeddings are a pure function of (embedder, text), so a cache beside jieba's in the
-    temp dir is safe to share and to lose."""
-    return Path(tempfile.gettempdir()) / "cqo_bank_vectors.v2.npz"  # v2: with a checksum
+    temp dir is safe to share and to lose; one file per embedder (one vector size)."""
+    tag = hashlib.sha256(embedder_name.encode()).hexdigest()[:8]
+    return Path(tempfile.gettempdir()) / f"cqo_bank_vectors.{tag}.npz"
 
 
-def _save_bank_cache(keys: list[str], vectors: np.ndarray) -> None:
-    path = _bank_cache()
+def _save_bank_cache(embedder_name: str, keys: list[str], vectors: np.ndarray) -> None:
+    path = _bank_cache(embedder_name)
     with contextlib.suppress(OSError):
         tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npz")
         sha = hashlib.sha256(vectors.tobytes()).hexdigest()
@@ -300,8 +301,10 @@ def build_bank(
         idx = todo[start : start + batch]
         vectors[idx] = embedder.embed_queries([entries[i].question for i in idx])
         progress(f"[3/5] bank: embedded {min(start + batch, len(todo))}/{len(todo)} questions")
-    if todo:
-        _save_bank_cache(keys, vectors)
+    if todo:  # the cache keeps what it had: other indexes (a test's small one) need theirs
+        known = {k: v for k, v in previous.items() if len(v) == embedder.dim}
+        known.update(zip(keys, vectors, strict=True))
+        _save_bank_cache(embedder.name, list(known), np.array(list(known.values()), np.float32))
     bm25 = BM25Index.build([x.question for x in entries]) if entries else None
     return bm25, vectors, keys
 
@@ -393,7 +396,7 @@ def _build(
     progress(f"[2/5] embeddings: {len(todo)} computed, {len(chunks) - len(todo)} reused")
 
     bank_bm25, bank_vectors, bank_keys = build_bank(
-        bank, embedder, _previous_bank(old_bank), progress
+        bank, embedder, _previous_bank(old_bank, embedder.name), progress
     )
 
     tmp = settings.index_dir / f".build-{uuid.uuid4().hex[:12]}"
@@ -450,8 +453,8 @@ def _build(
         _checkpoint("written")
         _switch_to(tmp, settings.index_dir)
     except OSError as e:
+        free = shutil.disk_usage(settings.index_dir).free / 1e6  # before the cleanup frees some
         shutil.rmtree(tmp, ignore_errors=True)
-        free = shutil.disk_usage(settings.index_dir).free / 1e6
         raise IndexWriteError(
             f"索引写入失败 / could not write the index in {settings.index_dir} "
             f"({e.strerror or e}; {free:.1f} MB free there); 原索引未改动 / the previous index "

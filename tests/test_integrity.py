@@ -375,3 +375,25 @@ def test_a_full_disk_during_a_build(tmp_path: Path, home: Path) -> None:
         assert not list((disk / "index").glob(".build-*"))
         with pytest.raises(IndexMissingError):  # nothing half-written became current
             check_index(Settings.load(home=h, index_dir=disk / "index"))
+
+
+def test_a_rating_the_full_disk_refuses_says_it_was_not_saved(tmp_path: Path) -> None:
+    """Real SQLite on a small disk that fills up: the write fails with FeedbackError (the web
+    chat shows its message) and the rows already stored are intact."""
+    from cqo_assistant.chat_feedback import FeedbackStore
+    from cqo_assistant.errors import FeedbackError
+
+    disk = tmp_path / "disk"
+    with _small_disk(disk) as how:
+        if how:
+            pytest.skip("needs a tmpfs mount (a file-size limit cannot apply to this process)")
+        store = FeedbackStore(disk)
+        first = store.add("首席质量官需要什么学历？", "5.1 e) …", ["5.1 e)"], True, 1)
+        with open(disk / "filler", "wb", buffering=0) as f, contextlib.suppress(OSError):
+            while True:  # fill the disk
+                f.write(b"\0" * 65536)
+        with pytest.raises(FeedbackError, match=r"评价未保存.*rating was not saved"):
+            for i in range(200):  # the WAL has some slack before the disk refuses
+                store.add("问题" * 500, "回答" * 2000, ["5.1 e)"], True, -1, "意见" * 100 + str(i))
+        (disk / "filler").unlink()
+        assert store.rows()[0]["id"] == first  # what was stored before is intact
