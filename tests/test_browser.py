@@ -320,3 +320,45 @@ def test_bold_card_title_is_drawn_in_one_latin_font(page_at) -> None:
     # Gradio's SourceSansPro-Bold.woff2 holds Source Sans 3 Bold: one whole face for all 24
     assert latin == {"SourceSans3-Bold": 24}, fonts
     assert fonts[CJK_FONT] == 2  # 第, 条
+
+
+def download_names(page) -> list[str]:
+    """The file names offered for download in the 培训材料 tab, sorted."""
+    return sorted(
+        page.evaluate(
+            "[...document.querySelectorAll('#cqo-training-files a[download]')]"
+            ".map(a => a.getAttribute('download'))"
+        )
+    )
+
+
+def test_training_error_keeps_the_downloads(page_at) -> None:
+    """Issue 13, 6 (and 5 for the quiz title): too many questions for the chosen kinds is said
+    in Chinese in the status line; the files of the previous run stay downloadable."""
+    page = page_at(1280)
+    page.get_by_role("tab", name="培训材料").click()
+    page.click("#cqo-training-go")
+    wait_text(page, "#cqo-training-status", "已生成 6 个文件")
+    files = page.locator("#cqo-training-files a[download]")
+    names = download_names(page)
+    assert names == [
+        "讲义.docx", "课程提纲.docx", "课程提纲.pptx", "题库.docx", "题库.json", "题库.md"
+    ]  # fmt: skip
+    title = page.locator("#cqo-quiz-preview h1")
+    assert title.inner_text().startswith("题库：DB1302/T 589—2024")
+    latin = {k: v for k, v in platform_fonts(page, "#cqo-quiz-preview h1").items() if k != CJK_FONT}
+    assert len(latin) == 1 and "SemiBold" not in next(iter(latin)), latin
+    for kind in ("单选题", "判断题", "填空题"):
+        page.get_by_label(kind, exact=True).uncheck()
+    page.get_by_label("number input for 题目数量").fill("100")
+    page.click("#cqo-training-go")
+    status = wait_text(page, "#cqo-training-status", "无法生成")
+    assert "上限" in status and "多选题" in status and "multi" not in status, status
+    assert download_names(page) == names
+    link = files.first.bounding_box()
+    assert link, "the earlier downloads are gone"
+    on_top = page.evaluate(  # nothing (an error overlay) covers the first download link
+        "([x, y]) => document.elementFromPoint(x, y)?.closest('#cqo-training-files a') !== null",
+        [link["x"] + link["width"] / 2, link["y"] + link["height"] / 2],
+    )
+    assert on_top
