@@ -7,6 +7,7 @@ handout (DOCX) for the chosen chapters.
 
 from __future__ import annotations
 
+import re
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -78,6 +79,13 @@ def make_materials(
     return quiz_md, outline_md, paths
 
 
+def chinese_message(error: InputError) -> str:
+    """The Chinese half of a bilingual "中文 / English" error, kind codes named in Chinese."""
+    text = str(error).split(" / ")[0].strip()
+    codes = re.compile(rf"\b({'|'.join(KINDS)})\b")
+    return codes.sub(lambda m: KIND_NAMES[m.group(0)], text)
+
+
 def add_training_tab(settings: Settings) -> Any:
     """Create the 培训材料 tab in the current Blocks; returns the tab."""
     import gradio as gr
@@ -88,14 +96,18 @@ def add_training_tab(settings: Settings) -> Any:
 
     def run(
         chapters: list[str], kinds: list[str], n: float, seed: float, answers: str
-    ) -> tuple[str, str, list[str]]:
+    ) -> tuple[Any, Any, Any, str]:
+        """Previews, files and a status line. A choice that cannot be met (too many questions
+        for the chapters) is said in the status line only: no traceback in the server log, and
+        the previews and downloads of the last run stay as they were."""
         try:
             quiz_md, outline_md, paths = make_materials(
                 corpus, chapters, kinds, int(n), int(seed or 0), inline=answers == "inline"
             )
         except InputError as e:
-            raise gr.Error(str(e)) from None
-        return quiz_md, outline_md, [str(p) for p in paths]
+            keep = gr.skip()
+            return keep, keep, keep, f"无法生成：{chinese_message(e)}"
+        return quiz_md, outline_md, [str(p) for p in paths], f"已生成 {len(paths)} 个文件。"
 
     with gr.Tab("培训材料") as tab:
         gr.Markdown(
@@ -117,17 +129,20 @@ def add_training_tab(settings: Settings) -> Any:
                     value="separate",
                     label="答案位置",
                 )
-        go = gr.Button("生成培训材料", variant="primary")
-        files = gr.File(label="下载", file_count="multiple", interactive=False)
+        go = gr.Button("生成培训材料", variant="primary", elem_id="cqo-training-go")
+        status = gr.Markdown(elem_id="cqo-training-status")
+        files = gr.File(
+            label="下载", file_count="multiple", interactive=False, elem_id="cqo-training-files"
+        )
         with gr.Tabs():
             with gr.Tab("题库预览"):
-                quiz_md = gr.Markdown()
+                quiz_md = gr.Markdown(elem_id="cqo-quiz-preview")
             with gr.Tab("提纲预览"):
                 outline_md = gr.Markdown()
         go.click(
             run,
             [chapters, kinds, n, seed, answers],
-            [quiz_md, outline_md, files],
+            [quiz_md, outline_md, files, status],
             api_name="training",
         )
     return tab

@@ -48,6 +48,11 @@ CSS = """
 .cqo-sub { margin-left: 12px; }
 .cqo-head { font-weight: 600; color: #1f4fa8; margin: 10px 0 4px; }
 .cqo-hint { color: #57606a; padding: 8px 0; }
+.cqo-welcome { color: #57606a; text-align: center; line-height: 1.6; }
+/* a hint ("问题为空…") is not an answer: no 👍/👎 under it */
+#cqo-chat .message-row:has(.cqo-hint) + .message-buttons button[aria-label="Like"],
+#cqo-chat .message-row:has(.cqo-hint) + .message-buttons button[aria-label="Dislike"] {
+  display: none; }
 #cqo-tree .wrap { flex-direction: column; flex-wrap: nowrap; gap: 2px; max-height: 70vh;
   overflow-y: auto; }
 #cqo-tree .wrap label { width: 100%; margin: 0; }
@@ -59,6 +64,8 @@ CSS = """
   .cqo-card .cqo-id { font-size: 0.95em; }
   #cqo-detail { order: -1; }  /* on a phone the clause text comes before the long tree */
   #cqo-tree .wrap { max-height: 50vh; }
+  #cqo-header h2 { font-size: 1.25em; margin-bottom: 4px; }
+  #cqo-chat { max-height: 55vh !important; }  /* the question box stays on the first screen */
 }
 """
 
@@ -163,6 +170,33 @@ def tree_choices(clauses: Sequence[Clause], keyword: str = "") -> list[tuple[str
     return out
 
 
+WELCOME = (
+    '<div class="cqo-welcome">你好！请提问关于《企业首席质量官制度实施指南》的问题，'
+    "回答会注明依据的条款。</div>"
+)
+
+
+def hint_message(note: str) -> dict[str, str]:
+    """A chat message for a rejected question: its own bubble, marked so it gets no 👍/👎."""
+    return {"role": "assistant", "content": f'<div class="cqo-hint">{html.escape(note)}</div>'}
+
+
+def theme() -> Any:
+    """Gradio's default theme with whole fonts for bold text.
+
+    The default theme declares Source Sans Pro and IBM Plex Mono at weight 600 from the
+    ``*-SemiBold.woff2`` files Gradio ships, and those are subsets of a few glyphs (5 KB against
+    103 KB for Regular): bold text took "B" from the subset, where it is a small capital, and
+    every other letter from the system's fallback font, so "DB1302" showed as "Dʙ1302". Declaring
+    400 and 700 only makes weight 600 use the complete Bold files."""
+    sans = gr.themes.LocalFont("Source Sans Pro", weights=(400, 700))
+    mono = gr.themes.LocalFont("IBM Plex Mono", weights=(400, 700))
+    return gr.themes.Default(
+        font=(sans, "ui-sans-serif", "system-ui", "sans-serif"),
+        font_mono=(mono, "ui-monospace", "Consolas", "monospace"),
+    )
+
+
 # Plain words, no emoji: the page must read right on machines without an emoji font.
 RATINGS = {"有帮助": 1, "没帮助": -1}
 BROWSE_HINT = '<div class="cqo-hint">点击条款目录中的条款，查看原文、引用和链接。</div>'
@@ -206,7 +240,7 @@ def build_ui(assistant: Assistant, settings: Settings, store: FeedbackStore | No
             note = str(e).split(" / ")[0]
             if (message or "").strip():
                 chat.append({"role": "user", "content": html.escape(message[:200]) + "…"})
-            chat.append({"role": "assistant", "content": html.escape(f"提示：{note}")})
+            chat.append(hint_message(f"提示：{note}"))
             return message if len(message or "") <= 20_000 else "", chat, records, "", None
         ans = assistant.ask(q, history=[r["question"] for r in records])
         chat.append({"role": "user", "content": html.escape(q)})
@@ -258,6 +292,11 @@ def build_ui(assistant: Assistant, settings: Settings, store: FeedbackStore | No
         )
         return note, records, pos, gr.update(value=label)
 
+    def clear_chat() -> tuple[list, None, str, str, Any]:
+        """The chat's trash button: forget the questions (follow-up context) and the
+        like→answer mapping along with the messages."""
+        return [], None, "", "", gr.update(value=None)
+
     def show_clause(clause_id: str | None) -> tuple[str, str, str]:
         if not clause_id or clause_id not in by_id:
             return BROWSE_HINT, "", ""
@@ -289,7 +328,8 @@ def build_ui(assistant: Assistant, settings: Settings, store: FeedbackStore | No
         gr.Markdown(
             "## 企业首席质量官制度实施指南 问答助手\n"
             "依据 DB1302/T 589—2024《企业首席质量官制度实施指南》作答，每个回答注明条款出处；"
-            "标准未涉及的问题会如实说明。"
+            "标准未涉及的问题会如实说明。",
+            elem_id="cqo-header",
         )
         records = gr.State([])
         target = gr.State(None)  # the answer the feedback form is about (None: the latest)
@@ -298,8 +338,11 @@ def build_ui(assistant: Assistant, settings: Settings, store: FeedbackStore | No
                 chat = gr.Chatbot(
                     label="对话",
                     show_label=False,  # the floating label covered the first message
-                    height="65vh",
-                    min_height=360,
+                    height=None,  # as tall as the messages, up to max_height, then it scrolls
+                    min_height=120,
+                    max_height="65vh",
+                    placeholder=WELCOME,
+                    group_consecutive_messages=False,  # a hint is not part of the answer above
                     buttons=["copy"],
                     sanitize_html=True,
                     render_markdown=False,
@@ -309,11 +352,12 @@ def build_ui(assistant: Assistant, settings: Settings, store: FeedbackStore | No
                     box = gr.Textbox(
                         placeholder="输入问题，例如：首席质量官需要什么学历？",
                         show_label=False,
+                        max_lines=4,  # a long question scrolls inside the box
                         scale=5,
                         elem_id="cqo-question",
                     )
                     send = gr.Button("提问", variant="primary", scale=1, elem_id="cqo-send")
-                gr.Examples(EXAMPLES, inputs=box, label="试试这些问题")
+                examples = gr.Examples(EXAMPLES, inputs=box, label="试试这些问题")
                 plain = gr.Textbox(
                     label="最近一次回答（纯文本，可复制）",
                     lines=3,
@@ -336,6 +380,12 @@ def build_ui(assistant: Assistant, settings: Settings, store: FeedbackStore | No
                 outs = [box, chat, records, plain, target]
                 send.click(respond, [box, chat, records], outs, api_name="ask")
                 box.submit(respond, [box, chat, records], outs, api_name=False)
+                examples.load_input_event.then(
+                    respond, [box, chat, records], outs, api_name=False
+                )  # clicking an example asks it
+                chat.clear(
+                    clear_chat, None, [records, target, plain, fb_status, rating], api_name=False
+                )
                 fb_btn.click(
                     save_feedback,
                     [records, target, rating, comment],
@@ -374,6 +424,7 @@ def launch(
         server_port=port,
         share=share,
         css=CSS,
+        theme=theme(),
         footer_links=[],
         prevent_thread_lock=not block,
         quiet=not block,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import gradio as gr
@@ -14,7 +15,12 @@ from cqo_assistant import Settings
 from cqo_assistant.errors import InputError
 from cqo_assistant.parse import load_corpus
 from cqo_assistant.trainer import Corpus
-from cqo_assistant.trainer_ui import add_training_tab, chapter_choices, make_materials
+from cqo_assistant.trainer_ui import (
+    add_training_tab,
+    chapter_choices,
+    chinese_message,
+    make_materials,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -49,20 +55,29 @@ def test_make_materials_for_chapters(corpus: Corpus, tmp_path: Path) -> None:
         make_materials(corpus, ["8"], ["multi"], 50, 1, out_dir=tmp_path)
 
 
-def test_tab_through_gradio_client() -> None:
+def test_tab_through_gradio_client(capfd: pytest.CaptureFixture[str]) -> None:
     settings = Settings.load(corpus_dir=str(ROOT / "corpus"))
     with gr.Blocks() as demo:
         add_training_tab(settings)
     demo.queue().launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=None)
     try:
         client = gradio_client.Client(demo.local_url, verbose=False)
-        quiz_md, outline_md, files = client.predict(
+        quiz_md, outline_md, files, status = client.predict(
             ["8"], ["blank", "judge"], 6, 2, "inline", api_name="/training"
         )
         assert "填空题" in quiz_md and "答案：" in quiz_md and "依据：第8" in quiz_md
         assert "模块1　第8章 工作保障" in outline_md
-        assert len(files) == 6
-        with pytest.raises(Exception, match="上限"):
-            client.predict(["8"], ["multi"], 90, 1, "separate", api_name="/training")
+        assert len(files) == 6 and status == "已生成 6 个文件。"
+        capfd.readouterr()
+        # issue 13, 6: too many questions is the user's choice, not a server fault
+        *_kept, status = client.predict(["8"], ["multi"], 90, 1, "separate", api_name="/training")
+        assert status.startswith("无法生成：题目数量 90 超过可生成的上限"), status
+        assert "多选题" in status and not re.search("[A-Za-z]", status), status  # Chinese only
+        assert "Traceback" not in capfd.readouterr().err
     finally:
         demo.close()
+
+
+def test_chinese_message_names_kinds_in_chinese() -> None:
+    err = InputError("题目数量 9 超过可生成的上限 3（multi 2, judge 1）；请减小数量 / n=9 is more")
+    assert chinese_message(err) == "题目数量 9 超过可生成的上限 3（多选题 2, 判断题 1）；请减小数量"

@@ -162,7 +162,8 @@ def test_gradio_client_bad_input(app_url: tuple[str, Path]) -> None:
 
     client = Client(app_url[0], verbose=False)
     _box, chat, _ = client.predict("   ", [], api_name="/ask")
-    assert "问题为空" in chat[-1]["content"][0]["text"]
+    hint = chat[-1]["content"][0]["text"]  # marked as a hint: the page shows it without 👍/👎
+    assert hint == '<div class="cqo-hint">提示：问题为空，请输入一个问题</div>'
     _box, chat, _ = client.predict("问" * 5000, [], api_name="/ask")
     assert "问题太长" in chat[-1]["content"][0]["text"]
     assert client.predict("有帮助", "", api_name="/feedback") == "请先提问，再评价回答。"
