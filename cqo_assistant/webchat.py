@@ -18,7 +18,7 @@ import gradio as gr
 from .answer import CLOSEST, Answer
 from .api import Assistant, check_question
 from .chat_feedback import FeedbackStore
-from .errors import InputError
+from .errors import FeedbackError, InputError
 from .parse import Clause
 from .settings import Settings
 from .trainer_ui import add_training_tab
@@ -274,7 +274,10 @@ def build_ui(assistant: Assistant, settings: Settings, store: FeedbackStore | No
         if rating not in RATINGS:
             return "请选择“有帮助”或“没帮助”。", records
         pos = target if target is not None and target < len(records) else len(records) - 1
-        rate(records, pos, RATINGS[rating], comment)
+        try:
+            rate(records, pos, RATINGS[rating], comment)
+        except FeedbackError as e:  # disk full, read-only data folder: say so, keep the chat
+            return str(e).split(" / ")[0], records
         return f"已记录对「{_short(records[pos]['question'])}」的评价，谢谢反馈！", records
 
     def on_like(records: list, data: gr.LikeData) -> tuple:
@@ -284,7 +287,10 @@ def build_ui(assistant: Assistant, settings: Settings, store: FeedbackStore | No
         if pos is None or not isinstance(data.liked, bool):
             return "这条消息无需评价。", records, gr.update(), gr.update()
         rating = 1 if data.liked else -1
-        rate(records, pos, rating)
+        try:
+            rate(records, pos, rating)
+        except FeedbackError as e:
+            return str(e).split(" / ")[0], records, gr.update(), gr.update()
         label = next(k for k, v in RATINGS.items() if v == rating)
         note = (
             f"已记录：「{_short(records[pos]['question'])}」的回答{label}，谢谢！"

@@ -397,3 +397,27 @@ def test_a_rating_the_full_disk_refuses_says_it_was_not_saved(tmp_path: Path) ->
                 store.add("问题" * 500, "回答" * 2000, ["5.1 e)"], True, -1, "意见" * 100 + str(i))
         (disk / "filler").unlink()
         assert store.rows()[0]["id"] == first  # what was stored before is intact
+
+
+@pytest.mark.slow
+def test_the_web_chat_says_a_rating_was_not_saved(
+    tmp_path: Path, assistant: Assistant, settings: Settings
+) -> None:
+    from gradio_client import Client
+
+    from tests.web_helpers import running_app
+
+    disk = tmp_path / "disk"
+    with _small_disk(disk) as how:
+        if how:
+            pytest.skip("needs a tmpfs mount")
+        with running_app(assistant, settings, disk) as url:
+            client = Client(url, verbose=False)
+            client.predict("首席质量官需要什么学历？", [], api_name="/ask")
+            with open(disk / "filler", "wb", buffering=0) as f, contextlib.suppress(OSError):
+                while True:
+                    f.write(b"\0" * 65536)
+            status = client.predict("有帮助", "意见" * 2000, api_name="/feedback")
+            assert status == "评价未保存，请稍后重试", status
+            _box, chat, _plain = client.predict("首席质量官由谁任命？", [], api_name="/ask")
+            assert "第4.2条" in chat[-1]["content"][0]["text"]  # the chat goes on
