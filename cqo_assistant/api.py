@@ -23,12 +23,15 @@ _LEANS = re.compile(
     r"(?<!其)[他她它]|这[条项个些种]|那[条项个些种]|上面|上述|刚才|前面|也算|也是|也要|也能"
 )
 _SWITCH = re.compile(
-    r"^\s*(?:再问个别的|换个问题|另一个问题|另外问一下|顺便问一下|还有个问题|另外)[，,：:\s]*"
+    r"^\s*(?:再问个别的|换个问题|换个话题|另一个问题|另外问一下|顺便问一下|还有个问题|另外|另问"
+    r"|对了|说个别的|说点别的|问个别的|问点别的|by the way|another question)[，,：:\s]*",
+    re.IGNORECASE,
 )
 _ORDINAL = re.compile(
     r"第(?P<n>[0-9一二两三四五六七八九十]+)(?P<unit>条|项|个|点|种|款|类|部分|方面|节|块)"
     r"|(?P<last>最后[那一]?[条项个点种款类节块]|最后那?一?个|the last (?:one|item|point))"
     r"|the (?P<en>first|second|third|fourth|fifth|sixth|seventh) (?:one|item|point)"
+    r"|(?<![A-Za-z])(?P<letter>[a-k])\s*(?:项|条|款|\)|）)"  # "e项呢" after 8.1 d): the list's e)
 )
 _EN_ORDINAL = {
     w: i
@@ -132,10 +135,12 @@ class Assistant:
         prev = self._context(history[-1], history[:-1], method)[0]
         q = segment.normalize(question)
         if m := _ORDINAL.search(q):
-            last = self.retriever.rank(prev, method)[0]
+            rest = f"{q[: m.start()]}{q[m.end() :]}"
+            # the list is the one named just before the ordinal ("职权方面第二项"; words after
+            # it are about the item: "第四项说的四个方面"), else the last answer's list
+            last = self._named_list(q[: m.start()], method) or self.retriever.rank(prev, method)[0]
             target = self._nth_of(last[0].clause_id, m) if last else None
             if target:
-                rest = f"{q[: m.start()]}{q[m.end() :]}"
                 return f"{self.clause_map[target].number} {rest}".strip(), False
         cfg = self.answer_config(method)
         stands_alone = decide(question, alone_hits, alone, self.clause_map, cfg) == ANSWERED
@@ -147,16 +152,35 @@ class Assistant:
         q = segment.normalize(question)
         if _PRONOUN.match(q) or _LEANS.search(q):
             return True
+        if self.retriever.analyse(question).foreign:  # English: words are the expansions'
+            return len(self.retriever.analyse(question).content) <= 1
+        own = self._own_words(q)
+        return len(own) <= 1 or (q.rstrip("？?").endswith("呢") and len(q) <= 12)
+
+    def _own_words(self, q: str) -> list[str]:
+        """The words of ``q`` the standard uses that say what it is about (not 首席质量官)."""
         r = self.retriever
-        if r.analyse(question).foreign:  # English: its words are the expansions' renderings
-            return len(r.analyse(question).content) <= 1
-        own = [
+        return [
             t
             for t in segment.tokenize(q)
             if len(t) > 1 and t in r.index.bm25.vocab and t not in r.generic
             and t not in segment.LIGHT_NOUNS
         ]  # fmt: skip
-        return len(own) <= 1 or (q.rstrip("？?").endswith("呢") and len(q) <= 12)
+
+    def _named_list(self, before: str, method: str) -> list[Hit] | None:
+        """The ranking led by the list an ordinal question names ("职权方面第二项": 8.1), if its
+        words alone would be answered and name a list among their three best clauses; else None
+        (the last answer's list)."""
+        if not self._own_words(before):
+            return None
+        hits, signals = self.retriever.rank(before, method)
+        if decide(before, hits, signals, self.clause_map, self.answer_config(method)) != ANSWERED:
+            return None  # "说的四个方面是哪四个": words, but they name no list for sure
+        for i, h in enumerate(hits[:3]):
+            c = self.clause_map[h.clause_id]
+            if c.is_item or any(self.clause_map[k].is_item for k in c.children):
+                return hits[i:]
+        return None
 
     def _nth_of(self, last: str, m: re.Match[str]) -> str | None:
         """The n-th item (or section) of the list the last answer rests on."""
@@ -169,6 +193,11 @@ class Assistant:
             return None
         if m.group("last"):
             return kids[-1]
+        if m.group("letter"):  # a list item's own label: only within a list of items
+            if not all(self.clause_map[k].is_item for k in kids):
+                return None
+            n = ord(m.group("letter").lower()) - ord("a") + 1
+            return kids[n - 1] if n <= len(kids) else None
         word = m.group("n") or m.group("en") or ""
         n = cn_number(word) or _EN_ORDINAL.get(word, 0)  # "第0项" or unparsed: none
         return kids[n - 1] if 1 <= n <= len(kids) else None

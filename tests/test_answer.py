@@ -114,6 +114,31 @@ def test_ordinal_follow_up_refers_to_the_last_answers_list(
     assert assistant.ask(question).ranked[0] != clause  # the history made the difference
 
 
+@pytest.mark.parametrize(
+    ("history", "question", "clause"),
+    [
+        (["第8.1条d项讲的啥"], "那e项呢", "8.1 e)"),  # a sibling item by its letter
+        (["任职资格有哪些要求？"], "c项是什么意思", "5.1 c)"),
+        # the list named just before the ordinal, not the last answer's
+        (["首席质量官需要什么学历？"], "职权方面第二项是什么", "8.1 b)"),
+        # words after the ordinal are about the item of the last answer's list
+        (["任职能力有哪些？"], "第三项说的是哪些能力", "5.2 c)"),
+    ],
+)
+def test_follow_up_by_item_letter_or_named_list(
+    assistant: Assistant, history: list[str], question: str, clause: str
+) -> None:
+    ans = assistant.ask(question, history=history)
+    assert ans.citations[0].clause == clause, ans.ranked[:3]
+
+
+@pytest.mark.parametrize("marker", ["另外，", "对了，", "另问：", "说个别的，", "By the way, "])
+def test_topic_switch_markers(assistant: Assistant, marker: str) -> None:
+    history = ["首席质量官有哪些职权？", "第二项呢"]
+    q = f"{marker}首席质量官需要什么学历？"
+    assert assistant.contextualize(q, history) == "首席质量官需要什么学历？"
+
+
 def test_topic_switch_is_answered_on_its_own(assistant: Assistant) -> None:
     history = ["首席质量官有哪些职权？"]
     q = "另外，首席质量官需要什么学历？"
