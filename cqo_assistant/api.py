@@ -211,6 +211,11 @@ class Assistant:
         return self.config.words_only() if method == "bm25" else self.config
 
 
+def clause_json(c: Clause) -> dict[str, str]:
+    """A clause as JSON (``cqo clauses --json``, ``/v1/clauses``): id, title, path, text."""
+    return {"id": c.id, "title": c.title, "path": c.path_str, "text": c.text}
+
+
 def normalize_id(clause_id: str) -> str:
     """'5.1e）', '5.1 E)', '5.1 e' → '5.1 e)'; '前 言' → '前言'."""
     s = segment.strip_control(clause_id).strip().replace("（", "(").replace("）", ")")
