@@ -42,6 +42,13 @@ def check_question(question: Any, max_chars: int) -> str:
     """Clean a question or raise InputError with a bilingual message."""
     if not isinstance(question, str):
         raise InputError("问题必须是文字 / the question must be a string")
+    try:  # a lone surrogate ("\ud800", legal in JSON) is no text: the embedder cannot encode it
+        question.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise InputError(
+            f"问题含有无效字符（第 {e.start + 1} 个字符）/ the question is not valid Unicode "
+            f"text (a lone surrogate at character {e.start + 1})"
+        ) from None
     q = re.sub(r"\s+", " ", segment.strip_control(question)).strip()
     if not q:
         raise InputError("问题为空，请输入一个问题 / the question is empty")

@@ -14,6 +14,7 @@ from .deps import Service
 from .errors import install_error_handlers
 from .guard import Guard, configure_access_log
 from .models import question_schema
+from .openai_models import ChatCompletionChunk
 
 TAGS = [
     {"name": "JSON API", "description": "cited answers and clauses, as `cqo ask --json`"},
@@ -46,20 +47,31 @@ def create_app(
         app.include_router(r)
     install_error_handlers(app)
     app.add_middleware(Guard, settings=settings)
-    _state_the_question_limit(app, settings.max_question_chars)
+    _document(app, settings)
     return app
 
 
-def _state_the_question_limit(app: FastAPI, max_chars: int) -> None:
-    """The OpenAPI document states the configured question length, not the default."""
+def _document(app: FastAPI, settings: Settings) -> None:
+    """What FastAPI cannot derive from the routes: the configured question length (not the
+    default), the streamed chunk's schema, and the Bearer scheme only when keys are required."""
     build = app.openapi
 
     def openapi() -> dict[str, Any]:
-        if app.openapi_schema is None:
-            schema = build()
-            props = schema["components"]["schemas"]["AskRequest"]["properties"]
-            props["question"].update(question_schema(max_chars))
-        return app.openapi_schema or schema
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = build()
+        components = schema["components"]["schemas"]
+        props = components["AskRequest"]["properties"]
+        props["question"].update(question_schema(settings.max_question_chars))
+        chunk = ChatCompletionChunk.model_json_schema(ref_template="#/components/schemas/{model}")
+        components.update(chunk.pop("$defs", {}), ChatCompletionChunk=chunk)
+        if not settings.api_keys.strip(" ,"):  # open service: no scheme to advertise
+            schema["components"].pop("securitySchemes", None)
+            for operations in schema["paths"].values():
+                for op in operations.values():
+                    op.pop("security", None)
+        app.openapi_schema = schema
+        return schema
 
     app.openapi = openapi  # type: ignore[method-assign]
 

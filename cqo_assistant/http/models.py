@@ -6,9 +6,9 @@ it into the OpenAPI document (``app.openapi``), and the route enforces it on the
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 # A question must have a character that is neither white space nor a control or zero-width
 # character (those are removed before a question is read: segment.strip_control).
@@ -20,10 +20,22 @@ def question_schema(max_chars: int) -> dict[str, int | str]:
     return {"minLength": 1, "maxLength": max_chars, "pattern": NOT_BLANK}
 
 
+def _integral(v: Any) -> Any:
+    return int(v) if isinstance(v, float) and v.is_integer() else v
+
+
+def json_int(**bounds: Any) -> Any:
+    """A JSON Schema integer within ``bounds`` (ge, le): 6 and 6.0, not "6", true or 6.5 (the
+    request models are strict, as their schema)."""
+    return Annotated[int, Field(**bounds), BeforeValidator(_integral)]
+
+
 Coverage = Literal["answered", "closest", "not_covered"]
 
 
 class AskRequest(BaseModel):
+    model_config = ConfigDict(strict=True)  # no coercion: "5" is not 5 (as the schema says)
+
     # checked by the route with the library's bilingual messages; the schema states the rule
     question: str = Field(
         ...,
@@ -31,8 +43,8 @@ class AskRequest(BaseModel):
         examples=["首席质量官需要什么学历？"],
         json_schema_extra=question_schema(DEFAULT_MAX_CHARS),
     )
-    k: int | None = Field(
-        None, ge=1, le=10, description="how many ids `ranked` lists (default 10, as the CLI)"
+    k: json_int(ge=1, le=10) | None = Field(
+        None, description="how many ids `ranked` lists (default 10, as the CLI)"
     )
     history: list[str] = Field(
         default_factory=list,

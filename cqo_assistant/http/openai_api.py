@@ -18,7 +18,14 @@ from starlette.concurrency import run_in_threadpool
 
 from .deps import ServiceDep, bearer
 from .errors import BODY_ERRORS, COMMON_ERRORS, ApiError, ErrorBody, JSONBodyRoute
-from .openai_models import MODEL, ChatCompletion, ChatRequest, ModelCard, ModelList
+from .openai_models import (
+    MODEL,
+    ChatCompletion,
+    ChatRequest,
+    ModelCard,
+    ModelList,
+    event_stream_schema,
+)
 
 router = APIRouter(
     prefix="/v1",
@@ -51,7 +58,7 @@ def cut(text: str, limit: int | None) -> tuple[str, str]:
         200: {
             "description": "the answer; with `stream: true` server-sent events of "
             "`chat.completion.chunk` objects, then `data: [DONE]`",
-            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+            "content": {"text/event-stream": {"schema": event_stream_schema()}},
         },
         400: {"model": ErrorBody, "description": "`n` other than 1"},
     },

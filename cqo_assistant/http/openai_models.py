@@ -13,13 +13,18 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from .models import NOT_BLANK, CitationOut, Coverage
+from .models import NOT_BLANK, CitationOut, Coverage, json_int
 
 MODEL = "cqo-assistant"
 _has_text = re.compile(NOT_BLANK).search
 
 
+STRICT = ConfigDict(strict=True)  # no coercion: 0 is not false, 5 is not "5" (as the schema says)
+
+
 class TextPart(BaseModel):
+    model_config = STRICT
+
     type: Literal["text"]
     text: str
 
@@ -27,7 +32,7 @@ class TextPart(BaseModel):
 class OtherPart(BaseModel):
     """An image, audio or file part: accepted and skipped (the answer comes from text only)."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", strict=True)
 
     type: Literal["image_url", "input_audio", "file", "refusal"]
 
@@ -36,7 +41,7 @@ Part = Annotated[TextPart | OtherPart, Field(discriminator="type")]
 
 
 class ChatMessage(BaseModel):
-    model_config = ConfigDict(extra="allow")  # name, tool_calls, tool_call_id, …
+    model_config = ConfigDict(extra="allow", strict=True)  # name, tool_calls, tool_call_id, …
 
     role: Literal["system", "user", "assistant", "tool", "developer", "function"]
     content: str | list[Part] | None = None
@@ -74,10 +79,14 @@ _USER_WITH_TEXT: dict[str, Any] = {
 
 
 class StreamOptions(BaseModel):
+    model_config = STRICT
+
     include_usage: bool = False
 
 
 class ChatRequest(BaseModel):
+    model_config = STRICT
+
     model: str = Field(MODEL, description="any name is answered by cqo-assistant")
     messages: list[ChatMessage] = Field(
         ...,
@@ -90,13 +99,13 @@ class ChatRequest(BaseModel):
     )
     stream: bool = False
     stream_options: StreamOptions | None = None
-    n: int | None = Field(
-        None, ge=1, description="only 1: one answer per question", json_schema_extra={"maximum": 1}
+    n: json_int(ge=1, json_schema_extra={"maximum": 1}) | None = Field(
+        None, description="only 1: one answer per question"
     )
-    max_tokens: int | None = Field(
-        None, ge=1, description="cut the answer at a clause to this many characters"
+    max_tokens: json_int(ge=1) | None = Field(
+        None, description="cut the answer at a clause to this many characters"
     )
-    max_completion_tokens: int | None = Field(None, ge=1, description="same as max_tokens")
+    max_completion_tokens: json_int(ge=1) | None = Field(None, description="same as max_tokens")
 
     @model_validator(mode="after")
     def _has_question(self) -> ChatRequest:
@@ -180,6 +189,56 @@ class ChatCompletion(BaseModel):
     citations: list[CitationOut]
     found: bool
     coverage: Coverage
+
+
+class Delta(BaseModel):
+    role: Literal["assistant"] | None = None
+    content: str | None = None
+
+
+class ChunkChoice(BaseModel):
+    index: int = 0
+    delta: Delta
+    finish_reason: Literal["stop", "length"] | None
+
+
+class ChatCompletionChunk(BaseModel):
+    """One server-sent event of a streamed answer (``data: {…}``); the stream ends with
+    ``data: [DONE]``. The chunk with ``finish_reason`` carries ``citations``, ``found`` and
+    ``coverage``; with ``stream_options.include_usage`` a last chunk with no choices carries
+    ``usage``."""
+
+    id: str
+    object: Literal["chat.completion.chunk"] = "chat.completion.chunk"
+    created: int
+    model: str
+    choices: list[ChunkChoice]
+    usage: Usage | None = None
+    citations: list[CitationOut] | None = None
+    found: bool | None = None
+    coverage: Coverage | None = None
+
+
+def event_stream_schema() -> dict[str, Any]:
+    """The OpenAPI schema of one event of the stream: its ``data`` is a chunk as JSON, or
+    ``[DONE]``."""
+    return {
+        "type": "object",
+        "required": ["data"],
+        "properties": {
+            "event": {"type": "string"},
+            "data": {
+                "anyOf": [
+                    {"const": "[DONE]"},
+                    {
+                        "type": "string",
+                        "contentMediaType": "application/json",
+                        "contentSchema": {"$ref": "#/components/schemas/ChatCompletionChunk"},
+                    },
+                ]
+            },
+        },
+    }
 
 
 class ModelCard(BaseModel):
