@@ -103,6 +103,9 @@ def _problems(exc: RequestValidationError) -> tuple[str, str | None]:
         if e.get("type") == "json_invalid":  # loc holds a character offset, not a field
             parts.append(f"请求体不是合法的 JSON / body is not valid JSON: {e['ctx']['error']}")
             continue
+        if e.get("type") == "missing" and not loc:
+            parts.append("请求体为空 / the body is empty: a JSON object is expected")
+            continue
         if e.get("type") == "utf8":
             parts.append(str(e["msg"]))
             continue
