@@ -62,8 +62,11 @@ def test_body_not_utf8_is_422_naming_the_byte(base: str) -> None:
 @pytest.mark.parametrize(
     "body, words",
     [
-        (b'{"question": "abc', "Unterminated string"),
-        (b'{"question": "abc",}', "Expecting property name"),
+        (b'{"question": "abc', "Unterminated string starting at character 13"),
+        (
+            b'{"question": "abc",}',
+            "Expecting property name enclosed in double quotes at character 19",
+        ),
         (b"", "the body is empty"),
         (b'{"k": 3}', "question: Field required"),
     ],

@@ -101,7 +101,9 @@ def _problems(exc: RequestValidationError) -> tuple[str, str | None]:
     for e in exc.errors():
         loc = [str(x) for x in e.get("loc", ()) if x != "body"]
         if e.get("type") == "json_invalid":  # loc holds a character offset, not a field
-            parts.append(f"请求体不是合法的 JSON / body is not valid JSON: {e['ctx']['error']}")
+            what, at = e["ctx"]["error"], e["loc"][-1]
+            where = f"character {at}" if what.endswith(" at") else f"at character {at}"
+            parts.append(f"请求体不是合法的 JSON / body is not valid JSON: {what} {where}")
             continue
         if e.get("type") == "missing" and not loc:
             parts.append("请求体为空 / the body is empty: a JSON object is expected")
