@@ -93,6 +93,7 @@ def test_schemathesis_finds_nothing(home: Path, tmp_path: Path) -> None:
             capture_output=True,
             text=True,
             timeout=600,
+            cwd=tmp_path,  # its cache (.schemathesis/) stays out of the work tree
         )
     finally:
         proc.terminate()
