@@ -45,6 +45,13 @@ def check_question(question: Any, max_chars: int) -> str:
     """Clean a question or raise InputError with a bilingual message."""
     if not isinstance(question, str):
         raise InputError("问题必须是文字 / the question must be a string")
+    try:  # a lone surrogate ("\ud800", legal in JSON) is no text: the embedder cannot encode it
+        question.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise InputError(
+            f"问题含有无效字符（第 {e.start + 1} 个字符）/ the question is not valid Unicode "
+            f"text (a lone surrogate at character {e.start + 1})"
+        ) from None
     q = re.sub(r"\s+", " ", segment.strip_control(question)).strip()
     if not q:
         raise InputError("问题为空，请输入一个问题 / the question is empty")
@@ -238,6 +245,11 @@ class Assistant:
     def answer_config(self, method: str = "hybrid") -> AnswerConfig:
         """BM25 alone has no dense scores: its answers are judged on words only."""
         return self.config.words_only() if method == "bm25" else self.config
+
+
+def clause_json(c: Clause) -> dict[str, str]:
+    """A clause as JSON (``cqo clauses --json``, ``/v1/clauses``): id, title, path, text."""
+    return {"id": c.id, "title": c.title, "path": c.path_str, "text": c.text}
 
 
 def normalize_id(clause_id: str) -> str:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from .errors import FeedbackError, InputError
+from .settings import Settings
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS feedback (
@@ -117,9 +118,7 @@ class FeedbackStore:
 
 
 def cmd_feedback_export(args: Any) -> int:
-    from .cli import _settings
-
-    store = FeedbackStore(_settings(args).data_dir)
+    store = FeedbackStore(Settings.from_args(args).data_dir)
     if args.output:
         with open(args.output, "w", encoding="utf-8-sig", newline="") as f:  # Excel-friendly
             n = store.export_csv(f)

@@ -20,29 +20,17 @@ from .errors import REBUILD_HINT, CQOError, InputError
 from .settings import Settings
 
 # Modules that add their own sub-commands via ``register_cli(subparsers)``.
-PLUGINS = ("evaluate", "http_api", "chat_feedback", "trainer")
-
-
-def _settings(args: argparse.Namespace) -> Settings:
-    return Settings.load(
-        corpus_dir=getattr(args, "corpus", None),
-        index_dir=getattr(args, "index", None),
-        embed_model=getattr(args, "embed_model", None),
-    )
+PLUGINS = ("evaluate", "http.serve", "chat_feedback", "trainer")
 
 
 def _assistant(args: argparse.Namespace) -> Any:
     from .api import Assistant
 
-    return Assistant.load(_settings(args))
+    return Assistant.load(Settings.from_args(args))
 
 
 def _print_json(obj: Any) -> None:
     print(json.dumps(obj, ensure_ascii=False, indent=2))
-
-
-def clause_json(c: Any) -> dict[str, str]:
-    return {"id": c.id, "title": c.title, "path": c.path_str, "text": c.text}
 
 
 def cmd_index(args: argparse.Namespace) -> int:
@@ -50,7 +38,7 @@ def cmd_index(args: argparse.Namespace) -> int:
     manifest); a damaged index is rebuilt reusing the embeddings whose files still verify."""
     from .index import build_index, check_index
 
-    settings = _settings(args)
+    settings = Settings.from_args(args)
     if not args.rebuild:
         try:
             check_index(settings)
@@ -65,8 +53,10 @@ def cmd_index(args: argparse.Namespace) -> int:
 def cmd_clauses(args: argparse.Namespace) -> int:
     from .parse import load_corpus
 
-    clauses = [c for s in load_corpus(_settings(args).corpus_dir) for c in s.clauses]
+    clauses = [c for s in load_corpus(Settings.from_args(args).corpus_dir) for c in s.clauses]
     if args.json:
+        from .api import clause_json
+
         _print_json([clause_json(c) for c in clauses])
     else:
         for c in clauses:
@@ -75,6 +65,8 @@ def cmd_clauses(args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
+    from .api import clause_json
+
     c = _assistant(args).clause(args.id)
     if args.json:
         _print_json(clause_json(c))

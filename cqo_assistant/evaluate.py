@@ -48,6 +48,7 @@ from .errors import InputError
 from .parse import Clause, read_text
 from .retrieve import FusionConfig, QuerySignals
 from .segment import DATA_DIR
+from .settings import Settings
 
 METHODS = ("hybrid", "bm25", "dense", "naive")
 KS = (1, 3, 5)
@@ -739,9 +740,8 @@ def _command_line() -> str:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from .api import Assistant
-    from .cli import _settings
 
-    assistant = Assistant.load(_settings(args))
+    assistant = Assistant.load(Settings.from_args(args))
     gold_path = Path(args.gold)
     items = load_gold(gold_path, args.split)
     if not items:

@@ -43,6 +43,19 @@ class Settings:
     wecom_token: str = ""  # WeCom app (/wecom); off while any of the three is empty
     wecom_aes_key: str = ""
     wecom_corp_id: str = ""
+    bot_rate_limit_per_min: int = 1200  # per address on /wechat and /wecom (WeChat's servers)
+    bot_allow_ips: str = ""  # comma-separated addresses/networks allowed on /wechat, /wecom
+    max_header_bytes: int = 16384  # request line + headers; more → 431
+
+    @classmethod
+    def from_args(cls, args: Any) -> Settings:
+        """Settings from parsed command-line flags (``--corpus``, ``--index``, ``--embed-model``;
+        absent flags fall back to the environment)."""
+        return cls.load(
+            corpus_dir=getattr(args, "corpus", None),
+            index_dir=getattr(args, "index", None),
+            embed_model=getattr(args, "embed_model", None),
+        )
 
     @classmethod
     def load(cls, **overrides: Any) -> Settings:

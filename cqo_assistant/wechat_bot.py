@@ -10,7 +10,8 @@ adds what the assistant needs around it:
   computation in the background; retries wait for, or reuse, the same result, so no work is
   done twice. The first two deliveries that run out of time stay silent (WeChat has hung up and
   will retry); the last one answers ``SLOW`` rather than let WeChat show "无法提供服务".
-- ``UserLimiter``: the rate limit for bot users, per openid, answered with a polite text.
+- ``clause_reply``: a bare clause number ("9.5", "第9章", "7.1") shows that clause with
+  everything under it (its items, its sections' text), not only its heading.
 - ``safe_xml``: rejects DTDs and entities before wechatpy's xmltodict sees the body.
 """
 
@@ -19,7 +20,7 @@ from __future__ import annotations
 import re
 import threading
 import time
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
@@ -135,30 +136,35 @@ class MessageCache:
             return fut, 1
 
 
-class UserLimiter:
-    """Per-user (openid) sliding one-minute window: all of an account's users reach us from
-    WeChat's few server addresses, so limiting by address would throttle everyone at once."""
+def clause_reply(assistant: Any, text: str) -> str | None:
+    """A bare clause number ("9.5", "第9章", "7.1", "8.1 d)") as that clause with everything
+    under it, quoted verbatim; None when ``text`` is not one."""
+    if not re.fullmatch(r"\s*(第?\s*[\d.]+\s*[章条]?\s*(?:[a-zA-Z][)）]?)?|前言|引言)\s*", text):
+        return None
+    try:
+        top = assistant.clause(text)
+    except InputError:
+        return None
+    clauses = assistant.clause_map
+    lines = ["根据标准："]
 
-    def __init__(self, per_minute: int, max_users: int = 100_000) -> None:
-        self.per_minute, self.max_users = per_minute, max_users
-        self._hits: OrderedDict[str, deque[float]] = OrderedDict()
-        self._lock = threading.Lock()
+    def walk(c: Any, depth: int) -> None:
+        pad, title = "  " * depth, f"（{c.title}）" if c.title else ""
+        if c.is_item and depth:
+            lines.append(f"{pad}{c.number.split(' ')[-1]} “{c.text}”")
+        elif c.is_item:  # the item asked for: named with its list, as in an answer
+            parent = clauses[c.parent]
+            ptitle = f"（{parent.title}）" if parent.title else ""
+            base, item = c.number.split(" ", 1)
+            lines.append(f"第{base}条{ptitle} {item}：“{c.text}”")
+        else:
+            lines.append(f"{pad}{c.label}{title}" + (f"：“{c.text}”" if c.text else ""))
+        for k in c.children:
+            walk(clauses[k], depth + 1)
 
-    def allow(self, user: str) -> bool:
-        if self.per_minute <= 0:
-            return True
-        now = time.monotonic()
-        with self._lock:
-            q = self._hits.pop(user, None) or deque()
-            self._hits[user] = q  # most recently active last
-            while q and q[0] < now - 60:
-                q.popleft()
-            while len(self._hits) > self.max_users:
-                self._hits.popitem(last=False)
-            if len(q) >= self.per_minute:
-                return False
-            q.append(now)
-            return True
+    walk(top, 0)
+    lines.append(f"依据：{top.standard} {top.label}")
+    return "\n".join(lines)
 
 
 def reply_text(assistant: Any, message: Any) -> str:
@@ -168,10 +174,13 @@ def reply_text(assistant: Any, message: Any) -> str:
         if getattr(message, "event", "") == "subscribe":
             return WELCOME
         return ""
-    if mtype != "text":
+    if mtype == "text":
+        content = (message.content or "").strip()
+    elif mtype == "voice" and (getattr(message, "recognition", None) or "").strip():
+        content = message.recognition.strip()  # WeChat's speech recognition of the voice
+    else:
         return NON_TEXT
-    content = (message.content or "").strip()
-    try:  # a bare clause number ("9.5", "第9章") is answered with that clause and its children
-        return fit_reply(assistant.ask(content).text)
+    try:
+        return fit_reply(clause_reply(assistant, content) or assistant.ask(content).text)
     except InputError as e:
         return str(e).split(" / ")[0]

@@ -15,7 +15,7 @@ import openai
 import pytest
 
 from cqo_assistant import Assistant, Settings
-from cqo_assistant.http_api import create_app
+from cqo_assistant.http import create_app
 from cqo_assistant.index import current_dir
 from tests.http_helpers import serve
 

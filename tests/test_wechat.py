@@ -20,7 +20,7 @@ from wechatpy.crypto import WeChatCrypto
 from wechatpy.enterprise.crypto import WeChatCrypto as WeComCrypto
 
 from cqo_assistant import Assistant, Settings
-from cqo_assistant.http_api import create_app
+from cqo_assistant.http import create_app
 from cqo_assistant.wechat_bot import SLOW, TOO_FAST, WECHAT_TEXT_LIMIT, fit_reply
 from tests.http_helpers import serve
 
@@ -31,9 +31,10 @@ WECOM_AES = base64.b64encode(os.urandom(32)).decode().rstrip("=")
 
 @pytest.fixture(scope="module")
 def app(settings: Settings, assistant: Assistant):
+    """WeChat in plaintext mode (no AES key), WeCom on."""
     s = dataclasses.replace(
         settings,
-        wechat_token=TOKEN, wechat_aes_key=AES, wechat_appid=APPID,
+        wechat_token=TOKEN,
         wecom_token=TOKEN, wecom_aes_key=WECOM_AES, wecom_corp_id=CORP,
     )  # fmt: skip
     return create_app(s, assistant)
@@ -45,12 +46,22 @@ def base(app) -> Iterator[str]:
         yield url
 
 
+@pytest.fixture(scope="module")
+def safe(settings: Settings, assistant: Assistant) -> Iterator[tuple[str, Any]]:
+    """WeChat in safe mode (安全模式: CQO_WECHAT_AES_KEY set): (url, app)."""
+    s = dataclasses.replace(settings, wechat_token=TOKEN, wechat_aes_key=AES, wechat_appid=APPID)
+    app = create_app(s, assistant)
+    with serve(app) as url:
+        yield url, app
+
+
 def sign(*parts: str) -> str:
     return hashlib.sha1("".join(sorted(parts)).encode()).hexdigest()
 
 
-def query(timestamp: str | None = None, nonce: str = "n0nce") -> dict[str, str]:
-    ts = timestamp or str(int(time.time()))
+def query(timestamp: str | None = None, nonce: str | None = None) -> dict[str, str]:
+    """A signed query as WeChat sends it: its timestamp, a fresh random nonce, the signature."""
+    ts, nonce = timestamp or str(int(time.time())), nonce or os.urandom(6).hex()
     return {"signature": sign(TOKEN, ts, nonce), "timestamp": ts, "nonce": nonce}
 
 
@@ -95,7 +106,8 @@ def test_plaintext_message(base: str) -> None:
     assert "大学专科" in d["Content"] and "依据：" in d["Content"]
 
 
-def test_safe_mode_message(base: str) -> None:
+def test_safe_mode_message(safe: tuple[str, Any]) -> None:
+    base = safe[0]
     crypto = WeChatCrypto(TOKEN, AES, APPID)
     ts, nonce = str(int(time.time())), "abc123"
     enc = crypto.encrypt_message(text_xml("CQO有一票否决权吗？", "1002"), nonce, ts)
@@ -125,8 +137,9 @@ def test_malformed_and_entity_xml(base: str) -> None:
     assert httpx.post(f"{base}/wechat", params=query(), content=bomb).status_code == 400
 
 
-def test_entities_inside_an_encrypted_message(base: str, app) -> None:
+def test_entities_inside_an_encrypted_message(safe: tuple[str, Any]) -> None:
     """The decrypted payload is checked too: an entity bomb wrapped in valid AES is refused."""
+    base, app = safe
     crypto = WeChatCrypto(TOKEN, AES, APPID)
     ts, nonce = str(int(time.time())), "bomb1"
     bomb = (
