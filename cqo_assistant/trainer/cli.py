@@ -47,6 +47,8 @@ def output_target(out: str | None, fmt: str | None, verb: str) -> tuple[Path | N
             )
         fmt = ext or "md"
     if path is not None:
+        if path.is_dir():
+            raise InputError(f"{path} 是文件夹，不是文件 / {path} is a folder, not a file")
         if not ext:
             path = path.with_name(path.name + f".{fmt}")
         elif ext != fmt:

@@ -33,7 +33,7 @@ BODY_TOP = Emu(int(1.35 * INCH))
 BODY_H = Emu(int(5.35 * INCH))
 TITLE_SIZE = 28
 # One body size per layout.
-BODY_SIZE = {"cover": 20, "module": 18, "clause": 20}
+BODY_SIZE = {"cover": 18, "module": 18, "clause": 20}
 NEAR_EMPTY = 30  # a section with fewer characters joins its module slide
 PLAIN, BOLD, BULLET, ITEM = 0, 1, 2, 3  # body line styles
 NAVY = RGBColor(0x1F, 0x3A, 0x5F)
@@ -94,6 +94,11 @@ def _pages(lines: Sequence[Line], size: float) -> list[list[Line]]:
         if pages[-1] and _height([*pages[-1], line], size) > cap:
             pages.append([])
         pages[-1].append(line)
+    if len(pages) > 1:  # as many slides, lines shared evenly: no near-empty last slide
+        per = -(-len(lines) // len(pages))
+        even = [list(lines[i : i + per]) for i in range(0, len(lines), per)]
+        if len(even) == len(pages) and all(_height(p, size) <= cap for p in even):
+            return even
     return pages
 
 
