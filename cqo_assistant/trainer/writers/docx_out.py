@@ -12,7 +12,7 @@ import io
 from collections.abc import Sequence
 
 from docx import Document
-from docx.enum.text import WD_ALIGN_PARAGRAPH, WD_BREAK
+from docx.enum.text import WD_ALIGN_PARAGRAPH
 from docx.oxml import OxmlElement
 from docx.oxml.ns import qn
 from docx.shared import Cm, Pt, RGBColor
@@ -139,12 +139,15 @@ def _para(doc: Document, text: str, style: str | None = None, **fmt: object) -> 
     return p
 
 
+def _keep(paras: list[Paragraph]) -> None:
+    """One item on one page: its paragraphs are kept whole and together."""
+    for k, p in enumerate(paras):
+        p.paragraph_format.keep_together = True
+        p.paragraph_format.keep_with_next = k < len(paras) - 1
+
+
 def _heading(doc: Document, text: str, level: int) -> Paragraph:
     return _para(doc, text, "Title" if level == 0 else f"Heading {level}")
-
-
-def _page_break(doc: Document) -> None:
-    doc.add_paragraph().add_run().add_break(WD_BREAK.PAGE)
 
 
 def _save(doc: Document) -> bytes:
@@ -157,21 +160,22 @@ def _quiz_body(doc: Document, paper: Paper, inline: bool, level: int) -> None:
     for i, (kind, group) in enumerate(paper.sections()):
         _heading(doc, section_title(i, kind, len(group)), level)
         for it in group:
-            _para(doc, printed_stem(it), hanging=0.7)
+            item = [_para(doc, printed_stem(it), hanging=0.7)]
             for k, opt in enumerate(it.options):
                 p = _para(doc, f"{LETTERS[k]}. {opt}", hanging=0.6)
                 p.paragraph_format.left_indent = Cm(1.3)
+                item.append(p)
+            _keep(item)
             if inline:
                 _para(doc, answer_line(it), bold=True, indent=0.8)
                 for line in explain_lines(it):
                     _para(doc, line, grey=True, indent=0.8)
     if not inline:
-        _page_break(doc)
-        _heading(doc, "答案与解析", level)
+        _heading(doc, "答案与解析", level).paragraph_format.page_break_before = True
         for it in paper.items:
-            _para(doc, f"{it.number}. {answer_line(it)}", bold=True)
-            for line in explain_lines(it):
-                _para(doc, line, grey=True, indent=0.8)
+            item = [_para(doc, f"{it.number}. {answer_line(it)}", bold=True)]
+            item += [_para(doc, line, grey=True, indent=0.8) for line in explain_lines(it)]
+            _keep(item)
 
 
 def quiz_docx(paper: Paper, inline: bool = False) -> bytes:
@@ -234,7 +238,6 @@ def handout_docx(h: Handout) -> bytes:
         for p in b.paragraphs:
             _para(doc, p)
     if h.quiz is not None and h.quiz.items:
-        _page_break(doc)
-        _heading(doc, "随堂练习", 1)
+        _heading(doc, "随堂练习", 1).paragraph_format.page_break_before = True
         _quiz_body(doc, h.quiz, inline=False, level=2)
     return _save(doc)
