@@ -166,16 +166,20 @@ def test_chapter_8_cannot_give_50_and_says_how_many(corpus: Corpus) -> None:
 
 def test_count_below_one_is_one_message(corpus: Corpus) -> None:
     for n in (0, -3):
-        with pytest.raises(InputError, match="至少为 1.*at least 1"):
+        with pytest.raises(InputError, match=r"至少为 1.*at least 1"):
             build_paper(corpus, n)
     with pytest.raises(InputError, match="unknown kind"):
         build_paper(corpus, 5, kinds="essay")
 
 
 def test_ambiguous_blank_from_the_issue(corpus: Corpus) -> None:
-    it = QuizItem("blank", "第6.3条：“负责______建设，质量战略制定。”", (), (), "质量文化", "6.3", "", "")
+    it = QuizItem(
+        "blank", "第6.3条：“负责______建设，质量战略制定。”", (), (), "质量文化", "6.3", "", ""
+    )
     assert blank_fillers(it, corpus) == {"质量文化", "质量管理体系"}
-    one = QuizItem("blank", "第8.1条 d)：“企业产品（服务）质量安全“______”权；”", (), (), "x", "", "", "")
+    one = QuizItem(
+        "blank", "第8.1条 d)：“企业产品（服务）质量安全“______”权；”", (), (), "x", "", "", ""
+    )
     assert blank_fillers(one, corpus) == {"*"}  # no context inside the inner quotes
 
 

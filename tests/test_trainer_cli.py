@@ -56,7 +56,9 @@ def test_output_to_missing_folder_directory_or_unwritable(
     assert "无法写入" in err and "cannot write" in err and "Permission denied" in err
 
 
-def test_format_and_extension_must_agree(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_format_and_extension_must_agree(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     err = _fails(["quiz", "--format", "docx", "-o", str(tmp_path / "q.txt")], capsys)
     assert "does not match --format docx" in err and ".docx" in err
     assert not (tmp_path / "q.txt").exists()
@@ -106,7 +108,9 @@ def test_data_flows_one_way() -> None:
     """Writers read plain data only: they never import the corpus, builders, paper or check;
     the trainer's logic never imports a writer (so there is no import cycle)."""
     for f in (PKG / "writers").glob("*.py"):
-        bad = {m for m in _imports(f) if m.split(".")[-1] in {"corpus", "builders", "paper", "check"}}
+        bad = {
+            m for m in _imports(f) if m.split(".")[-1] in {"corpus", "builders", "paper", "check"}
+        }
         assert not bad, (f.name, bad)
     for name in ("corpus", "builders", "paper", "check", "outline", "model", "text"):
         assert not any("writers" in m for m in _imports(PKG / f"{name}.py")), name

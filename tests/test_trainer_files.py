@@ -93,9 +93,12 @@ def test_xlsx_bank_has_the_import_columns(paper: Paper) -> None:
     assert len(rows) == 31
     for it, row in zip(paper.items, rows[1:], strict=True):
         assert row[1] == it.stem and row[10] == it.clause_label
-        assert row[0] == {"single": "单选题", "multi": "多选题", "judge": "判断题", "blank": "填空题"}[
-            it.kind
-        ]
+        assert (
+            row[0]
+            == {"single": "单选题", "multi": "多选题", "judge": "判断题", "blank": "填空题"}[
+                it.kind
+            ]
+        )
         if it.kind == "multi":
             assert re.fullmatch(r"[A-F]{2,4}", row[8]) and row[8] == it.answer.replace(",", "")
         else:

@@ -52,7 +52,9 @@ class Problem:
 
     def __str__(self) -> str:
         nums = "、".join(f"#{n}" for n in self.items)
-        return f"[{self.check}] {nums}: {self.message}" if nums else f"[{self.check}] {self.message}"
+        return (
+            f"[{self.check}] {nums}: {self.message}" if nums else f"[{self.check}] {self.message}"
+        )
 
 
 def right_options(it: QuizItem) -> list[str]:
@@ -284,9 +286,7 @@ def check_paper(items: Sequence[QuizItem], corpus: Corpus) -> list[Problem]:
     for it in items:
         key = "".join(it.stem.split())
         if key in stems:
-            out.append(
-                Problem("repeat", (stems[key], it.number), "题干重复 / the same stem twice")
-            )
+            out.append(Problem("repeat", (stems[key], it.number), "题干重复 / the same stem twice"))
         stems.setdefault(key, it.number)
     for it in items:
         out += [Problem("cue", (it.number,), msg) for msg in choice_cues(it, corpus)]

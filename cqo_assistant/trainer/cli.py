@@ -59,9 +59,7 @@ def output_target(out: str | None, fmt: str | None, verb: str) -> tuple[Path | N
         if path.is_dir():
             raise InputError(f"{path} 是文件夹，不是文件 / {path} is a folder, not a file")
         if not path.parent.is_dir():
-            raise InputError(
-                f"文件夹 {path.parent} 不存在 / folder {path.parent} does not exist"
-            )
+            raise InputError(f"文件夹 {path.parent} 不存在 / folder {path.parent} does not exist")
     elif fmt not in TEXT_FORMATS:
         path = Path(f"cqo-{verb}.{fmt}")
     return path, fmt

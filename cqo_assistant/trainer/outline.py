@@ -109,9 +109,7 @@ def _sections(corpus: Corpus, clauses: Sequence[Clause]) -> list[Section]:
             parent = corpus.by_id[first.parent or ""]
             head = f"{corpus.heading(parent)}（{first.number}–{run[-1].number}）"
             items = tuple(f"{c.number}　{c.text}" for c in run)
-            out.append(
-                Section(first.id, head, (), items, cite + f"{first.label}–{run[-1].label}")
-            )
+            out.append(Section(first.id, head, (), items, cite + f"{first.label}–{run[-1].label}"))
             continue
         lines = tuple(_paragraphs(first))
         items = tuple(it.display_text() for it in _items(corpus, first))

@@ -8,7 +8,7 @@ CN_NUM = "一二三四五六七八九十"
 
 
 def section_title(index: int, kind: str, count: int) -> str:
-    """"一、单选题（共8题，每题2分，共16分）"."""
+    """ "一、单选题（共8题，每题2分，共16分）"."""
     p = POINTS[kind]
     return f"{CN_NUM[index]}、{KIND_NAMES[kind]}（共{count}题，每题{p}分，共{count * p}分）"
 

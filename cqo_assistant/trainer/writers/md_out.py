@@ -16,7 +16,8 @@ def quiz_markdown(paper: Paper, inline: bool = False, heading: bool = True) -> s
         out += [f"# 题库：{paper.doc_title}", ""]
         seed = f"，随机种子 {paper.seed}" if paper.seed is not None else ""
         out += [
-            f"共 {len(paper.items)} 题，满分 {paper.total_points} 分{seed}。每题均注明所依据的条款。",
+            f"共 {len(paper.items)} 题，满分 {paper.total_points} 分{seed}。"
+            "每题均注明所依据的条款。",
             "",
         ]
     for i, (kind, group) in enumerate(paper.sections()):
@@ -25,7 +26,7 @@ def quiz_markdown(paper: Paper, inline: bool = False, heading: bool = True) -> s
             out.append(printed_stem(it))
             out += [f"   - {LETTERS[k]}. {opt}" for k, opt in enumerate(it.options)]
             if inline:
-                out += ["", f"   **{answer_line(it)}**", ""] + _quote(explain_lines(it))
+                out += ["", f"   **{answer_line(it)}**", "", *_quote(explain_lines(it))]
             out.append("")
     if not inline:
         out += ["## 答案与解析", ""]

@@ -125,9 +125,7 @@ def _slide_number(slide: object, number: int) -> None:
     fld = etree.SubElement(p._p, qn("a:fld"), id="{" + str(uuid.UUID(int=number)).upper() + "}")
     fld.set("type", "slidenum")
     rpr = etree.SubElement(fld, qn("a:rPr"), lang="zh-CN", sz="1200")
-    etree.SubElement(rpr, qn("a:solidFill")).append(
-        etree.Element(qn("a:srgbClr"), val="666666")
-    )
+    etree.SubElement(rpr, qn("a:solidFill")).append(etree.Element(qn("a:srgbClr"), val="666666"))
     etree.SubElement(fld, qn("a:t")).text = str(number)
 
 
