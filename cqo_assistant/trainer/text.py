@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import re
-
 SENT_END = "。；！？\n"
 PUNCT = set("，。；：、！？（）()“”‘’《》,.;:!? /\n")
-QUOTE_RE = re.compile(r"“(.*)”")
 
 
 def sentence_span(toks: list[str], i: int) -> tuple[int, int]:
