@@ -23,14 +23,15 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 # Debian packages the browser and document tests need (headless Chromium with a CJK font,
-# LibreOffice + poppler to render DOCX/PPTX). Skipped when already there; when they cannot be
+# LibreOffice + poppler to render DOCX/PPTX/XLSX). Skipped when already there; when they cannot be
 # installed (not root, no apt-get, apt failed) a warning locally, an error with CI=true.
 system-deps:
 	@if command -v chromium >/dev/null && command -v soffice >/dev/null \
+	    && test -e /usr/lib/libreoffice/program/libsclo.so \
 	    && command -v pdftoppm >/dev/null && fc-list | grep -qi wqy; then exit 0; fi; \
 	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-	    chromium fonts-wqy-microhei libreoffice-writer-nogui libreoffice-impress-nogui poppler-utils >/dev/null \
+	    chromium fonts-wqy-microhei libreoffice-writer-nogui libreoffice-impress-nogui libreoffice-calc-nogui poppler-utils >/dev/null \
 	    && exit 0; \
 	  why="could not install system packages"; \
 	else why="not root or no apt-get: system packages not installed"; fi; \

@@ -1,6 +1,6 @@
 """The "培训材料" tab of the Gradio app: choose chapters, question kinds, count and seed; preview
-the quiz and outline as Markdown; download quiz (DOCX/Markdown/JSON), outline (PPTX/DOCX) and
-handout (DOCX) for the chosen chapters.
+the quiz and outline as Markdown; download quiz (DOCX/Markdown/JSON/XLSX question bank),
+outline (PPTX/DOCX) and handout (DOCX) for the chosen chapters.
 
 ``add_training_tab(settings)`` must be called inside a ``gr.Blocks()`` context.
 """
@@ -13,26 +13,24 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from . import export
 from .errors import InputError
 from .settings import Settings
 from .trainer import (
     KIND_NAMES,
     KINDS,
     Corpus,
+    build_handout,
     build_outline,
+    build_paper,
     chapter_scope,
-    generate_quiz,
-    select_clauses,
 )
+from .trainer.writers import render
 
 
 def chapter_choices(corpus: Corpus) -> list[tuple[str, str]]:
     """(label, value) for every chapter that carries course content."""
     out = []
-    for c in corpus.chapters():
-        if c.number in ("前言",):
-            continue
+    for c in corpus.course_chapters():
         label = c.number if c.number == "引言" else f"第{c.number}章 {c.title}"
         out.append((label, c.number))
     return out
@@ -53,20 +51,21 @@ def make_materials(
     if not kinds:
         raise InputError("请至少选择一种题型 / choose at least one question kind")
     scope = chapter_scope(corpus, list(chapters))
-    items = generate_quiz(corpus, int(n), list(kinds), int(seed), scope)
+    paper = build_paper(corpus, int(n), list(kinds), int(seed), scope)
     outline = build_outline(corpus, list(chapters))
-    clauses = select_clauses(corpus, list(chapters))
+    handout = build_handout(corpus, list(chapters))
     out = Path(out_dir or tempfile.mkdtemp(prefix="cqo-training-"))
     out.mkdir(parents=True, exist_ok=True)
-    quiz_md = export.quiz_markdown(corpus, items, inline=inline, seed=int(seed))
-    outline_md = export.outline_markdown(corpus, outline)
+    quiz_md = str(render(paper, "md", inline=inline))
+    outline_md = str(render(outline, "md"))
     files: dict[str, str | bytes] = {
-        "题库.docx": export.quiz_docx(corpus, items, inline=inline, seed=int(seed)),
+        "题库.docx": render(paper, "docx", inline=inline),
         "题库.md": quiz_md,
-        "题库.json": export.quiz_json(corpus, items, seed=int(seed)),
-        "课程提纲.pptx": export.outline_pptx(corpus, outline),
-        "课程提纲.docx": export.outline_docx(corpus, outline),
-        "讲义.docx": export.handout_docx(corpus, clauses),
+        "题库.json": render(paper, "json"),
+        "题库.xlsx": render(paper, "xlsx"),
+        "课程提纲.pptx": render(outline, "pptx"),
+        "课程提纲.docx": render(outline, "docx"),
+        "讲义.docx": render(handout, "docx"),
     }
     paths = []
     for name, data in files.items():
@@ -111,7 +110,7 @@ def add_training_tab(settings: Settings) -> Any:
 
     with gr.Tab("培训材料") as tab:
         gr.Markdown(
-            "按章节生成培训题库、课程提纲（PPTX/DOCX）和讲义（DOCX）。每道题注明答案、依据条款和条款原文。"
+            "按章节生成培训试卷与题库（DOCX/XLSX）、课程提纲（PPTX/DOCX）和讲义（DOCX）。每道题注明答案、依据条款和条款原文。"
         )
         with gr.Row():
             chapters = gr.CheckboxGroup(

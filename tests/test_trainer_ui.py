@@ -9,6 +9,7 @@ import gradio as gr
 import gradio_client
 import pytest
 from docx import Document
+from openpyxl import load_workbook
 from pptx import Presentation
 
 from cqo_assistant import Settings
@@ -40,6 +41,7 @@ def test_make_materials_for_chapters(corpus: Corpus, tmp_path: Path) -> None:
         "题库.docx",
         "题库.md",
         "题库.json",
+        "题库.xlsx",
         "课程提纲.pptx",
         "课程提纲.docx",
         "讲义.docx",
@@ -52,7 +54,8 @@ def test_make_materials_for_chapters(corpus: Corpus, tmp_path: Path) -> None:
     with pytest.raises(InputError, match="chapter"):
         make_materials(corpus, [], ["single"], 5, 1, out_dir=tmp_path)
     with pytest.raises(InputError, match="上限"):
-        make_materials(corpus, ["8"], ["multi"], 50, 1, out_dir=tmp_path)
+        make_materials(corpus, ["8"], ["judge"], 50, 1, out_dir=tmp_path)
+    assert load_workbook(tmp_path / "题库.xlsx")["题库"]["A1"].value == "题型"
 
 
 def test_tab_through_gradio_client(capfd: pytest.CaptureFixture[str]) -> None:
@@ -67,12 +70,12 @@ def test_tab_through_gradio_client(capfd: pytest.CaptureFixture[str]) -> None:
         )
         assert "填空题" in quiz_md and "答案：" in quiz_md and "依据：第8" in quiz_md
         assert "模块1　第8章 工作保障" in outline_md
-        assert len(files) == 6 and status == "已生成 6 个文件。"
+        assert len(files) == 7 and status == "已生成 7 个文件。"
         capfd.readouterr()
         # issue 13, 6: too many questions is the user's choice, not a server fault
-        *_kept, status = client.predict(["8"], ["multi"], 90, 1, "separate", api_name="/training")
+        *_kept, status = client.predict(["8"], ["judge"], 90, 1, "separate", api_name="/training")
         assert status.startswith("无法生成：题目数量 90 超过可生成的上限"), status
-        assert "多选题" in status and not re.search("[A-Za-z]", status), status  # Chinese only
+        assert "判断题" in status and not re.search("[A-Za-z]", status), status  # Chinese only
         assert "Traceback" not in capfd.readouterr().err
     finally:
         demo.close()

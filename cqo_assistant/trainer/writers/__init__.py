@@ -1,0 +1,48 @@
+"""Writers: each reads a plain :class:`~..model.Paper`, :class:`~..model.Outline` or
+:class:`~..model.Handout` and returns text (Markdown, JSON) or bytes (DOCX, PPTX, XLSX).
+
+:data:`FORMATS` lists what each document can be written as; :func:`render` picks the writer.
+"""
+
+from __future__ import annotations
+
+from ...errors import InputError
+from ..model import Handout, Outline, Paper
+from . import docx_out, json_out, md_out, pptx_out, xlsx_out
+
+FORMATS: dict[str, tuple[str, ...]] = {
+    "quiz": ("md", "docx", "json", "xlsx"),
+    "outline": ("md", "docx", "pptx"),
+    "handout": ("md", "docx"),
+}
+
+
+def render(doc: Paper | Outline | Handout, fmt: str, inline: bool = False) -> str | bytes:
+    """``doc`` written as ``fmt`` (one of :data:`FORMATS` for its kind)."""
+    if isinstance(doc, Paper):
+        writers = {
+            "md": lambda: md_out.quiz_markdown(doc, inline=inline),
+            "docx": lambda: docx_out.quiz_docx(doc, inline=inline),
+            "json": lambda: json_out.quiz_json(doc),
+            "xlsx": lambda: xlsx_out.quiz_xlsx(doc),
+        }
+    elif isinstance(doc, Outline):
+        writers = {
+            "md": lambda: md_out.outline_markdown(doc),
+            "docx": lambda: docx_out.outline_docx(doc),
+            "pptx": lambda: pptx_out.outline_pptx(doc),
+        }
+    else:
+        writers = {
+            "md": lambda: md_out.handout_markdown(doc),
+            "docx": lambda: docx_out.handout_docx(doc),
+        }
+    if fmt not in writers:
+        raise InputError(
+            f"不支持的格式 {fmt} / unsupported format {fmt!r}; 可选 / choose from: "
+            + ", ".join(writers)
+        )
+    return writers[fmt]()
+
+
+__all__ = ["FORMATS", "render"]
