@@ -13,6 +13,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -421,3 +422,50 @@ def test_the_web_chat_says_a_rating_was_not_saved(
             assert status == "评价未保存，请稍后重试", status
             _box, chat, _plain = client.predict("首席质量官由谁任命？", [], api_name="/ask")
             assert "第4.2条" in chat[-1]["content"][0]["text"]  # the chat goes on
+
+
+# ---- 4. the server reports the index on disk and picks up a rebuilt one ------------------------
+
+
+@pytest.mark.slow
+def test_server_reports_damage_and_picks_up_a_rebuild(
+    tmp_path: Path, home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import httpx
+
+    from cqo_assistant.http import create_app
+    from cqo_assistant.http import deps as http_deps
+    from tests.http_helpers import serve
+
+    monkeypatch.setattr(http_deps, "STATE_SECONDS", 0.0)  # check the disk on every /healthz
+    h = _copy_home(home, tmp_path / "h")
+    s = Settings.load(home=h, rate_limit_per_min=100_000)
+    first = current_dir(h / "index").name
+    ask = {"question": QUESTION}
+    with serve(create_app(s)) as url, httpx.Client(base_url=url, timeout=60) as c:
+        r = c.get("/healthz")
+        assert r.status_code == 200 and r.json()["index_state"] == "ok", r.text
+        assert r.json()["index_version"] == first
+        _shuffle_in_place(current_dir(h / "index") / "bm25" / "data.csc.index.npy")
+        r = c.get("/healthz")
+        assert r.status_code == 503 and r.json()["status"] == "damaged", r.text
+        assert "bm25/data.csc.index.npy" in r.json()["index_problem"]
+        # answers come from the index loaded before the damage: still right
+        r = c.post("/v1/ask", json=ask)
+        assert r.status_code == 200 and r.json()["citations"][0]["clause"] == "5.1 e)"
+        # `cqo index` heals it; the server swaps the new build in between requests
+        builder = subprocess.Popen(
+            [sys.executable, "-m", "cqo_assistant.cli", "index"],
+            env={**os.environ, "CQO_HOME": str(h)}, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        statuses, version = [], first
+        deadline = time.monotonic() + 240
+        while version == first and time.monotonic() < deadline:
+            r = c.post("/v1/ask", json=ask)  # never fails while the index is swapped
+            statuses.append((r.status_code, r.json().get("citations", [{}])[0].get("clause")))
+            version = c.get("/healthz").json()["index_version"]
+        assert builder.wait() == 0
+        assert version == current_dir(h / "index").name != first
+        assert set(statuses) == {(200, "5.1 e)")}, set(statuses)
+        r = c.get("/healthz")
+        assert r.status_code == 200 and r.json()["index_state"] == "ok", r.text

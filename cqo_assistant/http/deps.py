@@ -3,6 +3,8 @@ reached through FastAPI dependencies so a router never holds a global."""
 
 from __future__ import annotations
 
+import threading
+import time
 from dataclasses import dataclass, field
 from typing import Annotated
 
@@ -11,7 +13,8 @@ from fastapi.security import HTTPBearer
 
 from .. import wechat_bot
 from ..api import Assistant
-from ..errors import InputError
+from ..errors import CQOError, IndexDamagedError, IndexMissingError, InputError
+from ..index import check_index, current_dir
 from ..settings import Settings
 from .bots import ReplayGuard
 from .guard import RateLimiter
@@ -25,9 +28,61 @@ class Service:
     cache: wechat_bot.MessageCache = field(default_factory=wechat_bot.MessageCache)
     replays: ReplayGuard = field(default_factory=ReplayGuard)
     bot_users: RateLimiter = field(init=False)
+    reload_error: str = ""  # why the last attempt to load a rebuilt index failed
+    _checked: float = 0.0
+    _loading: threading.Lock = field(default_factory=threading.Lock)
+    _state: tuple[float, str, str] = (-1e9, "ok", "")  # (when, state, problem) of the disk
 
     def __post_init__(self) -> None:
         self.bot_users = RateLimiter(self.settings.rate_limit_per_min)
+
+    def refresh(self) -> None:
+        """Between requests (at most once a second, one small file read): when ``index/CURRENT``
+        names another build than the one loaded (``cqo index`` ran), load that build in the
+        background and swap it in once it is loaded whole. A request holds the assistant it
+        started with, so none is ever answered half from one index and half from another;
+        until the new one is ready, requests are answered from the old one."""
+        now = time.monotonic()
+        if now - self._checked < RECHECK_SECONDS:
+            return
+        self._checked = now
+        try:
+            name = current_dir(self.settings.index_dir).name
+        except CQOError:
+            return
+        if name != self.assistant.index.root.name and not self._loading.locked():
+            threading.Thread(target=self._reload, name="cqo-reload", daemon=True).start()
+
+    def _reload(self) -> None:
+        with self._loading:
+            try:
+                if current_dir(self.settings.index_dir) == self.assistant.index.root:
+                    return
+                fresh = Assistant.load(self.settings)
+                fresh.ask("首席质量官的职责是什么？")  # warm, as at start, before it serves
+            except CQOError as e:
+                self.reload_error = str(e)
+                return
+            self.assistant, self.reload_error = fresh, ""
+
+    def index_state(self) -> tuple[str, str]:
+        """("ok" | "stale" | "damaged" | "missing", problem) of the index on disk: the files
+        checked against the manifest's checksums (cached for a few seconds). Answers come from
+        the index loaded in memory, so a damaged disk copy does not change them; it fails the
+        next start, and `cqo index` heals it."""
+        when, state, problem = self._state
+        if time.monotonic() - when > STATE_SECONDS:
+            try:
+                check_index(self.settings)
+                state, problem = "ok", ""
+            except IndexMissingError as e:
+                state, problem = "missing", str(e)
+            except IndexDamagedError as e:
+                state, problem = "damaged", str(e)
+            except CQOError as e:
+                state, problem = "stale", str(e)
+            self._state = (time.monotonic(), state, problem)
+        return state, problem
 
     @property
     def wechat_on(self) -> bool:
@@ -50,12 +105,18 @@ class Service:
         return text
 
 
+RECHECK_SECONDS = 1.0  # how often a request looks whether a rebuilt index is current
+STATE_SECONDS = 5.0  # how long /healthz reuses its check of the index files
+
+
 def get_service(request: Request) -> Service:
-    return request.app.state.service
+    service: Service = request.app.state.service
+    service.refresh()
+    return service
 
 
 def get_assistant(request: Request) -> Assistant:
-    return get_service(request).assistant
+    return get_service(request).assistant  # taken once: the request keeps this one
 
 
 def get_settings(request: Request) -> Settings:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request, Security
+from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from ..api import clause_json
@@ -62,12 +63,21 @@ async def clause(clause_id: str, assistant: AssistantDep) -> Any:
         raise ApiError(404, str(e), "not_found", nearest=e.nearest) from None
 
 
-@health.get("/healthz", summary="Index, clause count, embedder, bots", response_model=Health)
+@health.get(
+    "/healthz",
+    summary="Index state, clause count, embedder, bots",
+    response_model=Health,
+    responses={503: {"model": Health, "description": "the index on disk is damaged or missing"}},
+)
 async def healthz(service: ServiceDep) -> Any:
     s, m = service.settings, service.assistant.index.manifest
-    return {
-        "status": "ok",
+    state, problem = await run_in_threadpool(service.index_state)
+    body = {
+        "status": "ok" if state in ("ok", "stale") else state,
         "index_loaded": True,
+        "index_state": state,
+        "index_problem": problem or service.reload_error,
+        "index_version": service.assistant.index.root.name,
         "clause_count": m["clause_count"],
         "standards": m.get("standards", []),
         "embedder": m["embedder"],
@@ -79,3 +89,6 @@ async def healthz(service: ServiceDep) -> Any:
         else "off (set CQO_WECOM_TOKEN, CQO_WECOM_AES_KEY, CQO_WECOM_CORP_ID)",
         "api_keys": "required" if s.api_keys.strip(" ,") else "off",
     }
+    if state in ("damaged", "missing"):
+        return JSONResponse(body, status_code=503)
+    return body

