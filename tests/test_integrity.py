@@ -469,3 +469,55 @@ def test_server_reports_damage_and_picks_up_a_rebuild(
         assert set(statuses) == {(200, "5.1 e)")}, set(statuses)
         r = c.get("/healthz")
         assert r.status_code == 200 and r.json()["index_state"] == "ok", r.text
+
+
+# ---- 9. SIGTERM under load ----------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_sigterm_under_load_answers_or_refuses_every_connection(home: Path) -> None:
+    """60 clients at once, SIGTERM while they are queued: each gets an answer or a 503 in the
+    error shape with Retry-After — no connection is reset — and the server exits."""
+    import concurrent.futures
+
+    import httpx
+
+    from tests.http_helpers import free_port
+
+    port = free_port()
+    env = {**os.environ, "CQO_HOME": str(home), "CQO_RATE_LIMIT_PER_MIN": "100000"}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "cqo_assistant.cli", "serve", "--port", str(port)],
+        env=env, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            with contextlib.suppress(httpx.TransportError):
+                if httpx.get(f"{url}/healthz", timeout=5).status_code == 200:
+                    break
+            time.sleep(0.2)
+        questions = ["首席质量官需要什么学历？", "首席质量官由谁任命？", "一票否决权是什么？"]
+
+        def ask(i: int) -> tuple[int, str]:
+            try:
+                r = httpx.post(f"{url}/v1/ask", json={"question": questions[i % 3]}, timeout=120)
+            except httpx.TransportError as e:
+                return -1, repr(e)
+            if r.status_code == 503:
+                assert r.headers["retry-after"] and r.json()["error"]["message"]
+            return r.status_code, ""
+
+        with concurrent.futures.ThreadPoolExecutor(60) as pool:
+            futures = [pool.submit(ask, i) for i in range(60)]
+            time.sleep(0.3)  # the burst is queued
+            server.send_signal(signal.SIGTERM)
+            results = [f.result() for f in futures]
+        assert server.wait(timeout=120) is not None
+    finally:
+        if server.poll() is None:
+            server.kill()
+    codes = [c for c, _ in results]
+    assert set(codes) <= {200, 503}, [r for r in results if r[0] not in (200, 503)][:3]
+    assert codes.count(200) >= 1

@@ -3,9 +3,48 @@
 from __future__ import annotations
 
 import os
+import threading
+from types import FrameType
 from typing import Any
 
 from ..settings import Settings
+
+DRAIN_SECONDS = 1.5  # after SIGTERM: new requests get 503 for this long, then the port closes
+
+
+def draining_server(app: Any, host: str, port: int, drain: float = DRAIN_SECONDS) -> Any:
+    """A uvicorn server that stops gracefully under load. On SIGTERM/SIGINT uvicorn closes the
+    port at once and drops connections whose request it has not read yet: a burst of clients
+    sees resets. This one keeps the port open for ``drain`` seconds and answers every request
+    that arrives meanwhile with 503 and ``Retry-After`` (the error shape), so queued clients get
+    an answer; requests in flight finish as usual; then uvicorn's own shutdown runs. A second
+    signal stops at once."""
+    import uvicorn
+
+    from .errors import error_response
+
+    class Server(uvicorn.Server):
+        draining = False
+
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            if self.draining or drain <= 0:
+                return super().handle_exit(sig, frame)
+            self.draining = True
+            threading.Timer(drain, super().handle_exit, (sig, frame)).start()
+
+    async def asgi(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and server.draining:
+            refusal = error_response(
+                503,
+                "服务正在停止，请稍后重试 / the server is shutting down; retry in a moment",
+                headers={"Retry-After": "2", "Connection": "close"},
+            )
+            return await refusal(scope, receive, send)
+        await app(scope, receive, send)
+
+    config = uvicorn.Config(asgi, host=host, port=port, access_log=False)
+    server = Server(config)
+    return server
 
 
 def cmd_serve(args: Any) -> int:
@@ -35,7 +74,7 @@ def cmd_serve(args: Any) -> int:
     else:
         warm_up(assistant)
         app = create_app(settings, assistant)
-        uvicorn.run(app, host=args.host, port=args.port, access_log=False)
+        draining_server(app, args.host, args.port).run()
     return 0
 
 
