@@ -45,8 +45,11 @@ index: install
 run: index
 	$(BIN)/python app.py --host $(HOST) --port $(PORT)
 
+# the HTTP service's port is 8000 unless PORT is given (PORT's default, 7860, is the chat's)
+SERVE_PORT = $(if $(filter command line environment,$(origin PORT)),$(PORT),8000)
+
 serve: index
-	$(BIN)/cqo serve
+	$(BIN)/cqo serve --host $(HOST) --port $(SERVE_PORT)
 
 lint: install
 	$(BIN)/ruff check .

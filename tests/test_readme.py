@@ -4,6 +4,7 @@ them), and the README documents what ``make run`` accepts."""
 
 from __future__ import annotations
 
+import os
 import shlex
 import subprocess
 from collections import Counter
@@ -54,3 +55,21 @@ def test_readme_documents_host_and_port() -> None:
     )  # fmt: skip
     assert r.returncode == 0, r.stderr
     assert r.stdout.splitlines()[-1] == ".venv/bin/python app.py --host 0.0.0.0 --port 8080"
+
+
+@pytest.mark.parametrize(
+    ("args", "line"),
+    [
+        ([], ".venv/bin/cqo serve --host 127.0.0.1 --port 8000"),
+        (["PORT=9000", "HOST=0.0.0.0"], ".venv/bin/cqo serve --host 0.0.0.0 --port 9000"),
+    ],
+)
+def test_make_serve_takes_port_and_host(args: list[str], line: str) -> None:
+    assert "make serve PORT=9000 HOST=0.0.0.0" in TEXT
+    env = {k: v for k, v in os.environ.items() if k not in ("PORT", "HOST")}
+    r = subprocess.run(
+        ["make", "-n", "serve", *args],
+        capture_output=True, text=True, cwd=README.parent, timeout=60, env=env,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines()[-1] == line
