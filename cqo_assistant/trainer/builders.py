@@ -112,6 +112,18 @@ class ItemBuilder(ABC):
     @abstractmethod
     def candidates(self) -> Iterator[Candidate]: ...
 
+    def term_slots(self, lead_ins: bool = True) -> Iterator[tuple[Clause, list[str], int, str]]:
+        """(clause, its tokens, position, term) for every domain term of every clause in scope
+        that has text (``lead_ins=False``: not a list's lead-in ending in "：")."""
+        for c in self.corpus.clauses:
+            if not self.ctx.in_scope(c) or not c.text:
+                continue
+            if not lead_ins and c.text.endswith(("：", ":")):
+                continue
+            toks = self.corpus.tokens(c)
+            for i, term in self.corpus.term_slots(c):
+                yield c, toks, i, term
+
 
 def _lead(g: Group) -> str:
     return f"{g.heading}“{g.lead}”" if g.clause.text else g.heading
@@ -216,18 +228,13 @@ class TermBuilder(ItemBuilder):
     kind, form = "single", "term"
 
     def candidates(self) -> Iterator[Candidate]:
-        corpus = self.corpus
-        for c in corpus.clauses:
-            if not self.ctx.in_scope(c) or not c.text:
+        for c, toks, i, term in self.term_slots():
+            wrong = term_candidates(self.ctx, c, i, term)[:3]
+            if len(wrong) < 3:
                 continue
-            toks = corpus.tokens(c)
-            for i, term in corpus.term_slots(c):
-                wrong = term_candidates(self.ctx, c, i, term)[:3]
-                if len(wrong) < 3:
-                    continue
-                stem = f"{corpus.ref(c)}：“{replace_token(toks, i, BLANK)}”横线处应为："
-                it = self.ctx.item(self.kind, self.form, c, stem, [term], wrong)
-                yield Candidate(it, f"gap:{c.id}|{term}")
+            stem = f"{self.corpus.ref(c)}：“{replace_token(toks, i, BLANK)}”横线处应为："
+            it = self.ctx.item(self.kind, self.form, c, stem, [term], wrong)
+            yield Candidate(it, f"gap:{c.id}|{term}")
 
 
 class MultiBuilder(ItemBuilder):
@@ -287,23 +294,18 @@ class SwapBuilder(ItemBuilder):
     kind, form = "judge", "swap"
 
     def candidates(self) -> Iterator[Candidate]:
-        corpus = self.corpus
-        for c in corpus.clauses:
-            if not self.ctx.in_scope(c) or not c.text or c.text.endswith(("：", ":")):
+        for c, toks, i, term in self.term_slots(lead_ins=False):
+            cands = term_candidates(self.ctx, c, i, term)
+            if not cands:
                 continue
-            toks = corpus.tokens(c)
-            for i, term in corpus.term_slots(c):
-                cands = term_candidates(self.ctx, c, i, term)
-                if not cands:
-                    continue
-                new = cands[0]
-                stmt = replace_token(toks, i, new)
-                if stmt == c.text or stmt in corpus.full or len(stmt) < 8:
-                    continue
-                stem = f"{_statement_head(corpus, c)}“{stmt}”"
-                note = f"原文为“{term}”，不是“{new}”。"
-                it = self.ctx.item(self.kind, self.form, c, stem, answer=FALSE, note=note)
-                yield Candidate(it, f"gap:{c.id}|{term}")
+            new = cands[0]
+            stmt = replace_token(toks, i, new)
+            if stmt == c.text or stmt in self.corpus.full or len(stmt) < 8:
+                continue
+            stem = f"{_statement_head(self.corpus, c)}“{stmt}”"
+            note = f"原文为“{term}”，不是“{new}”。"
+            it = self.ctx.item(self.kind, self.form, c, stem, answer=FALSE, note=note)
+            yield Candidate(it, f"gap:{c.id}|{term}")
 
 
 class NotMemberBuilder(ItemBuilder):
@@ -330,15 +332,10 @@ class BlankBuilder(ItemBuilder):
     kind, form = "blank", "blank"
 
     def candidates(self) -> Iterator[Candidate]:
-        corpus = self.corpus
-        for c in corpus.clauses:
-            if not self.ctx.in_scope(c) or not c.text:
-                continue
-            toks = corpus.tokens(c)
-            for i, term in corpus.term_slots(c):
-                stem = f"{corpus.ref(c)}：“{replace_token(toks, i, BLANK)}”"
-                it = self.ctx.item(self.kind, self.form, c, stem, answer=term)
-                yield Candidate(it, f"gap:{c.id}|{term}")
+        for c, toks, i, term in self.term_slots():
+            stem = f"{self.corpus.ref(c)}：“{replace_token(toks, i, BLANK)}”"
+            it = self.ctx.item(self.kind, self.form, c, stem, answer=term)
+            yield Candidate(it, f"gap:{c.id}|{term}")
 
 
 BUILDERS: tuple[type[ItemBuilder], ...] = (
