@@ -74,5 +74,6 @@ def test_dialogs_are_valid() -> None:
     assert len({d.id for d in dialogs}) == len(dialogs)
     assert sum(d.split == "test" for d in dialogs) >= 40
     for d in dialogs:
-        assert 2 <= len(d.turns) <= 3 and d.turns[0][1], d.id
+        # a dialog may open with a question the standard does not answer (d8-054)
+        assert 2 <= len(d.turns) <= 3 and any(gold for _, gold in d.turns), d.id
         assert all(g in ids for _, gold in d.turns for g in gold), d.id
