@@ -338,11 +338,12 @@ def test_training_error_keeps_the_downloads(page_at) -> None:
     page = page_at(1280)
     page.get_by_role("tab", name="培训材料").click()
     page.click("#cqo-training-go")
-    wait_text(page, "#cqo-training-status", "已生成 6 个文件")
+    wait_text(page, "#cqo-training-status", "已生成 7 个文件")
     files = page.locator("#cqo-training-files a[download]")
     names = download_names(page)
     assert names == [
-        "讲义.docx", "课程提纲.docx", "课程提纲.pptx", "题库.docx", "题库.json", "题库.md"
+        "讲义.docx", "课程提纲.docx", "课程提纲.pptx", "题库.docx", "题库.json", "题库.md",
+        "题库.xlsx",
     ]  # fmt: skip
     title = page.locator("#cqo-quiz-preview h1")
     assert title.inner_text().startswith("题库：DB1302/T 589—2024")

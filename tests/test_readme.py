@@ -50,7 +50,7 @@ def test_readme_documents_host_and_port() -> None:
     assert "make run PORT=8080 HOST=0.0.0.0" in TEXT
     root = README.parent
     r = subprocess.run(
-        ["make", "-n", "run", "PORT=8080", "HOST=0.0.0.0"],
+        ["make", "--no-print-directory", "-n", "run", "PORT=8080", "HOST=0.0.0.0"],
         capture_output=True, text=True, cwd=root, timeout=60,
     )  # fmt: skip
     assert r.returncode == 0, r.stderr
@@ -68,7 +68,7 @@ def test_make_serve_takes_port_and_host(args: list[str], line: str) -> None:
     assert "make serve PORT=9000 HOST=0.0.0.0" in TEXT
     env = {k: v for k, v in os.environ.items() if k not in ("PORT", "HOST")}
     r = subprocess.run(
-        ["make", "-n", "serve", *args],
+        ["make", "--no-print-directory", "-n", "serve", *args],
         capture_output=True, text=True, cwd=README.parent, timeout=60, env=env,
     )  # fmt: skip
     assert r.returncode == 0, r.stderr
