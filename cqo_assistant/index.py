@@ -553,12 +553,13 @@ def _switch_to(built: Path, index_dir: Path) -> None:
         os.fsync(fd)
         os.close(fd)
     _checkpoint("switched")
-    for name in (*OLD_LAYOUT, "chroma"):
+    for name in (*OLD_LAYOUT, "chroma"):  # the new index is current: a failure here is no fault
         p = index_dir / name
         if p.is_dir():
             shutil.rmtree(p, ignore_errors=True)
-        elif p.exists():
-            p.unlink()
+        else:
+            with contextlib.suppress(OSError):
+                p.unlink()
 
 
 def current_dir(index_dir: Path, strict: bool = True) -> Path:
