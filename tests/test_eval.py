@@ -35,29 +35,59 @@ DIALOG_FLOORS = {
 }
 
 
-@pytest.mark.slow
-def test_quality_floors_on_the_test_split_and_dialogs(home: Path) -> None:
-    env = {**os.environ, "CQO_HOME": str(home)}
+def _eval(home: Path, *args: str, env: dict[str, str] | None = None) -> dict:
     gold = str(ROOT / "eval" / "gold.jsonl")
-    dialogs = str(ROOT / "eval" / "dialogs.jsonl")
-    args = ["eval", "--gold", gold, "--split", "test", "--methods", "hybrid,bm25", "--json"]
     r = subprocess.run(
-        [sys.executable, "-m", "cqo_assistant.cli", *args, "--dialogs", dialogs],
-        capture_output=True, text=True, env=env, timeout=900,
+        [sys.executable, "-m", "cqo_assistant.cli", "eval", "--gold", gold, "--split", "test",
+         "--json", *args],
+        capture_output=True, text=True, timeout=900,
+        env={**os.environ, "CQO_HOME": str(home), **(env or {})},
     )  # fmt: skip
     assert r.returncode == 0, r.stderr
-    out = json.loads(r.stdout)
+    return {"out": json.loads(r.stdout), "stderr": r.stderr}
+
+
+def below_floors(summary: dict) -> list[str]:
+    """The floors and ceilings one method's summary breaks (empty: all hold)."""
+    got = {**summary["hier"], **summary, **summary["coverage"]}
+    low = [f"{k} {got[k]:.3f} < {v}" for k, v in FLOORS.items() if got[k] < v]
+    return low + [f"{k} {got[k]:.3f} > {v}" for k, v in CEILINGS.items() if got[k] > v]
+
+
+@pytest.mark.slow
+def test_quality_floors_on_the_test_split_and_dialogs(home: Path) -> None:
+    dialogs = str(ROOT / "eval" / "dialogs.jsonl")
+    run = _eval(home, "--methods", "hybrid,bm25", "--dialogs", dialogs)
+    out = run["out"]
     hybrid = next(s for s in out["summaries"] if s["method"] == "hybrid")
-    got = {**hybrid["hier"], **hybrid, **hybrid["coverage"]}
-    for name, floor in FLOORS.items():
-        assert got[name] >= floor, (name, got[name])
-    for name, ceiling in CEILINGS.items():
-        assert got[name] <= ceiling, (name, got[name])
+    assert below_floors(hybrid) == []
     bm25 = next(s for s in out["summaries"] if s["method"] == "bm25")
     assert hybrid["hier"]["hit@1"] > bm25["hier"]["hit@1"]  # the fusion beats its word channel
     for name, floor in DIALOG_FLOORS.items():
         assert out["dialogs"][name] >= floor, (name, out["dialogs"][name])
-    assert "[eval hybrid]" in r.stderr and "[dialogs]" in r.stderr  # progress shown
+    assert "[eval hybrid]" in run["stderr"] and "[dialogs]" in run["stderr"]  # progress shown
+
+
+def _weakened(name: str) -> dict:
+    cal = json.loads((ROOT / "cqo_assistant" / "data" / "calibration.json").read_text("utf-8"))
+    fusion, judge = cal["fusion"], cal["answer"]["judge"]
+    if name == "dense channels off":
+        fusion.update(w_dense=0.0, w_dense_foreign=0.0, w_bank_dense=0.0)
+    elif name == "word channels off":
+        fusion.update(w_bm25=0.0, w_bigram=0.0, w_expansion=0.0, w_bank_words=0.0)
+    else:  # the judge answers what it used to call "closest"
+        judge["answer_at"] = judge["closest_at"]
+    return cal
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mutation", ["dense channels off", "word channels off", "judge looser"])
+def test_the_floors_catch_a_weakened_calibration(home: Path, tmp_path: Path, mutation: str) -> None:
+    """Issue 15, item 1: each weakening of the committed calibration breaks a floor."""
+    path = tmp_path / "calibration.json"
+    path.write_text(json.dumps(_weakened(mutation)), "utf-8")
+    run = _eval(home, "--methods", "hybrid", env={"CQO_CALIBRATION": str(path)})
+    assert below_floors(run["out"]["summaries"][0]) != []
 
 
 def test_gold_set_is_valid() -> None:
