@@ -261,19 +261,29 @@ def test_workers_serve_and_log(home: Path, tmp_path: Path) -> None:
         def ask(_: int) -> httpx.Response:  # a new connection each: the kernel picks a worker
             return httpx.post(f"{url}/v1/ask", json={"question": secret})
 
+        def logged() -> list[dict]:
+            rows = [json.loads(x) for x in err.read_text("utf-8").splitlines() if x[:1] == "{"]
+            return [r for r in rows if r["path"] == "/v1/ask"]
+
+        # bursts until both workers have answered: the kernel spreads new connections, but on a
+        # loaded machine the second worker may come up late (no fixed count, no fixed sleep)
+        answers: list[httpx.Response] = []
+        deadline = time.monotonic() + 120
         with ThreadPoolExecutor(8) as pool:
-            answers = list(pool.map(ask, range(40)))
+            while time.monotonic() < deadline:
+                answers += pool.map(ask, range(16))
+                if len(Counter(r["pid"] for r in logged())) == 2:
+                    break
         assert all(r.status_code == 200 and "answer" in r.json() for r in answers), [
             (r.status_code, r.text[:200]) for r in answers if r.status_code != 200
         ][:3]
     finally:
         proc.terminate()
         proc.wait(timeout=30)
-    text = err.read_text("utf-8")
-    rows = [json.loads(x) for x in text.splitlines() if x.startswith("{")]
-    asks = [r for r in rows if r["path"] == "/v1/ask"]
-    assert len(asks) == 40 and all(r["status"] == 200 for r in asks)
-    assert {r["q"] for r in asks} == {"首席质量官需要什…"} and "13900001234" not in text
+    asks = logged()
+    assert len(asks) == len(answers) and all(r["status"] == 200 for r in asks)
+    assert {r["q"] for r in asks} == {"首席质量官需要什…"}
+    assert "13900001234" not in err.read_text("utf-8")
     assert len(Counter(r["pid"] for r in asks)) == 2  # both worker processes answered
 
 
