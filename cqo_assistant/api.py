@@ -182,7 +182,7 @@ class Assistant:
             return None
         hits, signals = self.retriever.rank(before, method)
         if decide(before, hits, signals, self.clause_map, self.answer_config(method)) != ANSWERED:
-            return None  # "说的四个方面是哪四个": words, but they name no list for sure
+            return None  # words, but they name nothing for sure: the last answer's list
         for i, h in enumerate(hits[:3]):
             c = self.clause_map[h.clause_id]
             if c.is_item or any(self.clause_map[k].is_item for k in c.children):
