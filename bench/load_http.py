@@ -8,7 +8,8 @@ bench/RESULTS.md. The worker counts alternate, in ABBA order over the rounds (1,
 so load from other work falls on each alike.
 
 ``--cache``: the answer cache instead, rewriting the "## Answer cache" section: the same
-request stream (the gold questions drawn with Zipf-distributed popularity, see ``zipf_stream``)
+request stream (``--mix zipf``: the gold questions drawn with Zipf-distributed popularity, see
+``zipf_stream``; ``--mix twice``: each asked twice, see ``twice_stream``)
 against one worker with the cache off and on, alternating, with the hit rate read from
 /healthz; and the in-process latency of a cache hit (``AnswerCache.ask``, no HTTP).
 
@@ -52,7 +53,7 @@ async def run_load(url: str, clients: int, requests: int, questions: list[str]) 
 
     async def client(c: int, http: httpx.AsyncClient) -> None:
         for r in range(requests):
-            q = questions[(c * requests + r) % len(questions)]
+            q = questions[(r * clients + c) % len(questions)]  # in step: the stream's order
             t = time.perf_counter()
             try:
                 resp = await http.post(f"{url}/v1/ask", json={"question": q})
@@ -102,22 +103,38 @@ def gold_questions() -> list[str]:
 def measure(
     clients: int, requests: int, workers: int, cache: int = 0, questions: list[str] | None = None
 ) -> dict:
-    """One server run. ``questions``: the stream, client c sending items c·R … c·R+R−1 (the
-    gold questions round-robin by default). With the cache on, its /healthz counters."""
+    """One server run. ``questions``: the stream, the clients taking its items in turn (client c
+    sends items c, c+C, c+2C, …; the gold questions round-robin by default). With the cache on,
+    its /healthz counters."""
     questions = questions or gold_questions()
     port = free_port()
     proc = start_server(port, workers, cache)
     url = f"http://127.0.0.1:{port}"
     try:
         before = httpx.get(f"{url}/healthz").json()["answer_cache"]
+        server0, client0 = cpu_seconds(proc.pid), time.process_time()
         out = asyncio.run(run_load(url, clients, requests, questions))
+        server1, client1 = cpu_seconds(proc.pid), time.process_time()
         after = httpx.get(f"{url}/healthz").json()["answer_cache"]
+        out["server_cpu_ms"] = 1000 * (server1 - server0) / out["requests"]
+        out["client_cpu_ms"] = 1000 * (client1 - client0) / out["requests"]
         out["hits"] = after["hits"] - before["hits"]
         out["misses"] = after["misses"] - before["misses"]
         return out
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of ``pid`` and its live descendants (Linux /proc; 0 elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        kids = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return 0.0
+    own = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return own + sum(cpu_seconds(int(k)) for k in kids)
 
 
 def zipf_stream(questions: list[str], n: int, s: float = 1.0, seed: int = 0) -> list[str]:
@@ -129,6 +146,17 @@ def zipf_stream(questions: list[str], n: int, s: float = 1.0, seed: int = 0) -> 
     rng.shuffle(ranked)
     weights = [1 / (r**s) for r in range(1, len(ranked) + 1)]
     return rng.choices(ranked, weights, k=n)
+
+
+def twice_stream(questions: list[str], n: int, seed: int = 0) -> list[str]:
+    """Every gold question asked twice: all in a seeded random order, then all again in
+    another, cut to ``n``. Hits are at most half; the retriever's own small caches (256 recent
+    rankings) cannot hold a pass, the answer cache (1000) can."""
+    rng = random.Random(seed)
+    first, second = questions[:], questions[:]
+    rng.shuffle(first)
+    rng.shuffle(second)
+    return (first + second)[:n]
 
 
 def hit_latency(questions: list[str]) -> dict:
@@ -164,8 +192,13 @@ def hit_latency(questions: list[str]) -> dict:
 def _row(label: str, clients: int, requests: int, r: dict) -> str:
     return (
         f"| {label} | {clients} × {requests} | {r['requests']} | {r['errors']} | "
-        f"{r['rps']:.1f} | {r['p50_ms']:.0f} ms | {r['p95_ms']:.0f} ms |"
+        f"{r['rps']:.1f} | {r['p50_ms']:.0f} ms | {r['p95_ms']:.0f} ms | "
+        f"{r['server_cpu_ms']:.1f} ms | {r['client_cpu_ms']:.1f} ms |"
     )
+
+
+HEAD = "| requests | errors | req/s | p50 | p95 | server CPU / req | client CPU / req |"
+RULE = "|---|---|---|---|---|---|---|---|---|"
 
 
 def _machine(loads: list[float]) -> str:
@@ -198,18 +231,30 @@ def workers_section(clients: int, requests: int, workers: list[int], rounds: int
         "Each client sends its next request when the previous one is answered, so with "
         f"{clients} clients latency is mostly queueing (≈ {clients} / throughput).",
         "",
-        "| workers | clients × requests | requests | errors | req/s | p50 | p95 |",
-        "|---|---|---|---|---|---|---|",
+        f"| workers | clients × requests {HEAD}",
+        RULE,
         *rows,
         "",
-        "Mean throughput ratio, same run: " + "; ".join(ratio) + ".",
+        "Mean throughput ratio, same run: " + "; ".join(ratio) + ". CPU / req: CPU seconds "
+        "(user + system) of the server's processes, or of the load client, over the run's "
+        f"requests; {os.cpu_count()} cores at full use allow at most {os.cpu_count()} s of CPU "
+        "a second for server and client together.",
         "",
     ]
 
 
-def cache_section(clients: int, requests: int, rounds: int, size: int) -> list[str]:
+MIXES = {
+    "zipf": "the {q} gold questions drawn (seed 0) with Zipf popularity, weight 1/rank (s = 1; "
+    "ranks by a seeded shuffle)",
+    "twice": "each of the {q} gold questions asked twice: all in a seeded random order, then "
+    "all again in another (cut to the request count)",
+}
+
+
+def cache_section(clients: int, requests: int, rounds: int, size: int, mix: str) -> list[str]:
     questions = gold_questions()
-    stream = zipf_stream(questions, clients * requests)
+    make = zipf_stream if mix == "zipf" else twice_stream
+    stream = make(questions, clients * requests)
     distinct = len(set(stream))
     rows, loads, rps, rates = [], [], {0: [], size: []}, []
     for i in range(rounds):
@@ -229,18 +274,18 @@ def cache_section(clients: int, requests: int, rounds: int, size: int) -> list[s
     print(json.dumps(lat), file=sys.stderr)
     return [
         "",
-        f"Made by `python bench/load_http.py --cache --clients {clients} --requests {requests} "
-        f"--rounds {rounds}` on {time.strftime('%Y-%m-%d')}: one `cqo serve` worker on "
+        f"Made by `python bench/load_http.py --cache --mix {mix} --clients {clients} --requests "
+        f"{requests} --rounds {rounds}` on {time.strftime('%Y-%m-%d')}: one `cqo serve` worker on "
         f"127.0.0.1, the same stream of {len(stream)} POST /v1/ask with the cache off "
         f"(CQO_ANSWER_CACHE=0) and on (CQO_ANSWER_CACHE={size}), alternating; {_machine(loads)}.",
         "",
-        f"Repeat mix: the {len(questions)} gold questions drawn (seed 0) with Zipf popularity, "
-        f"weight 1/rank (s = 1; ranks by a seeded shuffle): {distinct} distinct questions in the "
+        f"Repeat mix ({mix}): {MIXES[mix].format(q=len(questions))}; the clients take the "
+        f"stream's requests in turn. {distinct} distinct questions in the "
         f"{len(stream)} requests, so at best {100 * (1 - distinct / len(stream)):.1f} % can be "
         "hits (each distinct question is computed once). Hit rate from /healthz's counters.",
         "",
-        "| cache | clients × requests | requests | errors | req/s | p50 | p95 |",
-        "|---|---|---|---|---|---|---|",
+        f"| cache | clients × requests {HEAD}",
+        RULE,
         *rows,
         "",
         f"Throughput gain with the cache, mean of the runs: {gain:.2f}×.",
@@ -261,13 +306,15 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=2, help="ABBA: each setting runs this often")
     p.add_argument("--cache", action="store_true", help="measure the answer cache instead")
     p.add_argument("--cache-size", type=int, default=1000)
+    p.add_argument("--mix", choices=sorted(MIXES), default="zipf", help="repeat mix (--cache)")
+    p.add_argument("--section", help="heading to rewrite in RESULTS.md (default by mode)")
     args = p.parse_args()
     if args.cache:
-        body = cache_section(args.clients, args.requests, args.rounds, args.cache_size)
-        print(write_section("## Answer cache", body))
+        body = cache_section(args.clients, args.requests, args.rounds, args.cache_size, args.mix)
+        print(write_section(args.section or "## Answer cache", body))
     else:
         body = workers_section(args.clients, args.requests, args.workers, args.rounds)
-        print(write_section("## HTTP load", body))
+        print(write_section(args.section or "## HTTP load", body))
 
 
 if __name__ == "__main__":
