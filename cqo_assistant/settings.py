@@ -46,6 +46,7 @@ class Settings:
     bot_rate_limit_per_min: int = 1200  # per address on /wechat and /wecom (WeChat's servers)
     bot_allow_ips: str = ""  # comma-separated addresses/networks allowed on /wechat, /wecom
     max_header_bytes: int = 16384  # request line + headers; more → 431
+    answer_cache: int = 1000  # answers kept per worker process (answer_cache.py); 0 = off
 
     @classmethod
     def from_args(cls, args: Any) -> Settings:

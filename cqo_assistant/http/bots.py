@@ -106,7 +106,7 @@ async def answer_message(service: Service, message: Any, key: str) -> str:
     cache, user = service.cache, str(getattr(message, "source", "") or "")
     if not cache.seen(key) and not service.bot_users.allow(user):
         return wechat_bot.TOO_FAST
-    fut, attempt = cache.start(key, lambda: wechat_bot.reply_text(service.assistant, message))
+    fut, attempt = cache.start(key, lambda: wechat_bot.reply_text(service.answering(), message))
     waiting = asyncio.wrap_future(fut)  # shielded: a timeout here must not cancel the work
     try:
         try:

@@ -6,12 +6,14 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPBearer
 
 from .. import wechat_bot
+from ..answer import Answer
+from ..answer_cache import AnswerCache
 from ..api import Assistant
 from ..errors import CQOError, IndexDamagedError, IndexMissingError, InputError
 from ..index import check_index, current_dir
@@ -28,6 +30,7 @@ class Service:
     cache: wechat_bot.MessageCache = field(default_factory=wechat_bot.MessageCache)
     replays: ReplayGuard = field(default_factory=ReplayGuard)
     bot_users: RateLimiter = field(init=False)
+    answers: AnswerCache = field(init=False)
     reload_error: str = ""  # why the last attempt to load a rebuilt index failed
     _checked: float = 0.0
     _loading: threading.Lock = field(default_factory=threading.Lock)
@@ -35,6 +38,17 @@ class Service:
 
     def __post_init__(self) -> None:
         self.bot_users = RateLimiter(self.settings.rate_limit_per_min)
+        self.answers = AnswerCache(self.settings.answer_cache)
+
+    def ask(self, question: str, history: list[str] | None = None) -> Answer:
+        """The answer from the assistant loaded now, through the answer cache (keyed by the
+        question, the history and the build that answers: see ``answer_cache``)."""
+        return self.answers.ask(self.assistant, question, history)
+
+    def answering(self) -> CachedAssistant:
+        """The assistant loaded now, its ``ask`` through the answer cache (for the bots, whose
+        replies call ``ask`` among other things)."""
+        return CachedAssistant(self.assistant, self.answers)
 
     def refresh(self) -> None:
         """Between requests (at most once a second, one small file read): when ``index/CURRENT``
@@ -103,6 +117,19 @@ class Service:
                 f"question too long ({len(text)} > {limit} characters)"
             )
         return text
+
+
+class CachedAssistant:
+    """An ``Assistant`` whose ``ask`` goes through an answer cache; the rest is the assistant's."""
+
+    def __init__(self, assistant: Assistant, answers: AnswerCache) -> None:
+        self._assistant, self._answers = assistant, answers
+
+    def ask(self, question: str, history: list[str] | None = None) -> Answer:
+        return self._answers.ask(self._assistant, question, history)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._assistant, name)
 
 
 RECHECK_SECONDS = 1.0  # how often a request looks whether a rebuilt index is current

@@ -33,7 +33,7 @@ health = APIRouter(tags=["health"])
 async def ask(body: AskRequest, request: Request, service: ServiceDep) -> Any:
     request.state.question = body.question
     question = service.question(body.question)
-    ans = await run_in_threadpool(service.assistant.ask, question, body.history or None)
+    ans = await run_in_threadpool(service.ask, question, body.history or None)
     out = ans.to_json()
     if body.k:
         out["ranked"] = out["ranked"][: body.k]
@@ -88,6 +88,7 @@ async def healthz(service: ServiceDep) -> Any:
         if service.wecom_on
         else "off (set CQO_WECOM_TOKEN, CQO_WECOM_AES_KEY, CQO_WECOM_CORP_ID)",
         "api_keys": "required" if s.api_keys.strip(" ,") else "off",
+        "answer_cache": service.answers.stats(),
     }
     if state in ("damaged", "missing"):
         return JSONResponse(body, status_code=503)

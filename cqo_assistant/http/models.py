@@ -117,6 +117,15 @@ class ClauseOut(BaseModel):
     text: str = Field(..., description="verbatim; empty for a bare heading")
 
 
+class AnswerCacheStats(BaseModel):
+    """This worker process's answer cache (each worker keeps its own), since it started."""
+
+    size: int = Field(..., description="most answers kept (CQO_ANSWER_CACHE); 0 = off")
+    entries: int = Field(..., description="answers kept now (of the build answering now)")
+    hits: int = Field(..., description="questions answered from the cache")
+    misses: int = Field(..., description="questions computed (0 counted while off)")
+
+
 class Health(BaseModel):
     model_config = ConfigDict(
         json_schema_extra={
@@ -135,6 +144,7 @@ class Health(BaseModel):
                     "wechat": "off (set CQO_WECHAT_TOKEN)",
                     "wecom": "off (set CQO_WECOM_TOKEN, CQO_WECOM_AES_KEY, CQO_WECOM_CORP_ID)",
                     "api_keys": "off",
+                    "answer_cache": {"size": 1000, "entries": 42, "hits": 958, "misses": 42},
                 }
             ]
         }
@@ -153,3 +163,4 @@ class Health(BaseModel):
     wechat: str
     wecom: str
     api_keys: Literal["required", "off"]
+    answer_cache: AnswerCacheStats

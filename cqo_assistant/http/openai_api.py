@@ -69,7 +69,7 @@ async def chat(body: ChatRequest, request: Request, service: ServiceDep) -> Any:
     question, history = body.question()
     request.state.question = question
     question = service.question(question)
-    ans = await run_in_threadpool(service.assistant.ask, question, history or None)
+    ans = await run_in_threadpool(service.ask, question, history or None)
     content, finish = cut(ans.text, body.limit())
     cid, created = f"chatcmpl-{uuid.uuid4().hex[:24]}", int(time.time())
     citations = [asdict(c) for c in ans.citations]

