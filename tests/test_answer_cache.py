@@ -20,7 +20,7 @@ from cqo_assistant.answer_cache import AnswerCache
 from cqo_assistant.http import create_app
 from cqo_assistant.http.serve import engine_threads
 from cqo_assistant.index import current_dir
-from tests.http_helpers import free_port, serve
+from tests.http_helpers import free_port, serve, wait_healthy
 
 Q = "首席质量官需要什么学历？"
 FOLLOW = ("具体有哪些？", ["首席质量官的任职能力有哪些要求？"])
@@ -144,14 +144,7 @@ def _workers_env(home: Path, extra: dict[str, str]) -> list[dict[str, str]]:
     cmd = [sys.executable, "-m", "cqo_assistant.cli", "serve", "--port", str(port)]
     proc = subprocess.Popen([*cmd, "--workers", "2"], env=env, stderr=subprocess.DEVNULL)
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            assert proc.poll() is None and time.monotonic() < deadline, "serve did not start"
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.2)
+        wait_healthy(f"http://127.0.0.1:{port}", proc)
         workers = [p for p in _children(proc.pid) if b"spawn_main" in _cmdline(p)]
         assert len(workers) == 2, [_cmdline(p) for p in _children(proc.pid)]
         return [_environ(p) for p in workers]

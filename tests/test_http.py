@@ -241,7 +241,7 @@ def test_workers_serve_and_log(home: Path, tmp_path: Path) -> None:
     import sys
     import time
 
-    from tests.http_helpers import free_port
+    from tests.http_helpers import free_port, wait_healthy
 
     port, err = free_port(), tmp_path / "serve.err"
     env = {**os.environ, "CQO_HOME": str(home), "CQO_LOG_MAX_CHARS": "8"}
@@ -250,12 +250,7 @@ def test_workers_serve_and_log(home: Path, tmp_path: Path) -> None:
         proc = subprocess.Popen([*cmd, "--workers", "2"], env=env, stderr=f)
     url = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(600):
-            try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
+        wait_healthy(url, proc)
         secret = "首席质量官需要什么学历？我的手机号是13900001234"
 
         def ask(_: int) -> httpx.Response:  # a new connection each: the kernel picks a worker

@@ -482,7 +482,7 @@ def test_sigterm_under_load_answers_or_refuses_every_connection(home: Path) -> N
 
     import httpx
 
-    from tests.http_helpers import free_port
+    from tests.http_helpers import free_port, wait_healthy
 
     port = free_port()
     env = {**os.environ, "CQO_HOME": str(home), "CQO_RATE_LIMIT_PER_MIN": "100000"}
@@ -492,12 +492,7 @@ def test_sigterm_under_load_answers_or_refuses_every_connection(home: Path) -> N
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            with contextlib.suppress(httpx.TransportError):
-                if httpx.get(f"{url}/healthz", timeout=5).status_code == 200:
-                    break
-            time.sleep(0.2)
+        wait_healthy(url, server)
         questions = ["首席质量官需要什么学历？", "首席质量官由谁任命？", "一票否决权是什么？"]
 
         def ask(i: int) -> tuple[int, str]:

@@ -7,7 +7,6 @@ import dataclasses
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -15,7 +14,7 @@ import pytest
 
 from cqo_assistant import Assistant, Settings
 from cqo_assistant.http import create_app
-from tests.http_helpers import free_port, serve
+from tests.http_helpers import free_port, serve, wait_healthy
 
 # bounded: ~25 s on 2 shared cores; a fixed seed so a finding reproduces (override to explore)
 SEED = os.environ.get("CQO_SCHEMATHESIS_SEED", "1")
@@ -80,12 +79,7 @@ def test_schemathesis_finds_nothing(home: Path, tmp_path: Path) -> None:
     proc = subprocess.Popen(cmd, env=env, stderr=log)
     url = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(600):
-            try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
+        wait_healthy(url, proc)
         st = [sys.executable, "-m", "schemathesis.cli", "run", f"{url}/openapi.json"]
         opts = ["-H", "Authorization: Bearer k1", "-n", EXAMPLES, "--seed", SEED, "-w", "1"]
         run = subprocess.run(
