@@ -81,3 +81,41 @@ def test_share_links_are_off_unless_asked() -> None:
     )
     assert r.returncode == 0 and "--share" in r.stdout and "off by default" in r.stdout
     assert inspect.signature(launch).parameters["share"].default is False
+
+
+def test_rate_limit_window_slides_and_resets(monkeypatch: pytest.MonkeyPatch) -> None:
+    from cqo_assistant.http import guard
+
+    clock = Clock()
+    monkeypatch.setattr(guard.time, "monotonic", clock)
+    limiter = guard.RateLimiter(per_minute=2)
+    assert limiter.allow("10.0.0.1")
+    clock.now += 10
+    assert limiter.allow("10.0.0.1")
+    clock.now += 20
+    assert limiter.retry_after("10.0.0.1") == 30  # the first hit leaves the window in 30 s
+    assert limiter.allow("10.0.0.2")  # another client has its own window
+    clock.now += 30
+    assert limiter.allow("10.0.0.1")  # 60 s after the first hit: room for one again
+    assert not limiter.allow("10.0.0.1")  # the second hit is still in the window
+
+
+def test_the_limit_counts_the_client_a_local_proxy_names(home: Path) -> None:
+    """Behind a reverse proxy on the same host, `X-Forwarded-For` is the client: each address
+    has its own limit (uvicorn trusts the header from 127.0.0.1 only)."""
+    import httpx
+
+    from cqo_assistant import Assistant, Settings
+    from cqo_assistant.http import create_app
+    from tests.http_helpers import serve
+
+    settings = Settings.load(home=home, rate_limit_per_min=2)
+    app = create_app(settings, Assistant.load(settings))
+    body = {"question": "首席质量官由谁任命？"}
+    with serve(app) as url, httpx.Client(base_url=url, timeout=60) as c:
+
+        def ask(client: str) -> int:
+            return c.post("/v1/ask", json=body, headers={"X-Forwarded-For": client}).status_code
+
+        assert [ask("203.0.113.7") for _ in range(3)] == [200, 200, 429]
+        assert ask("203.0.113.8") == 200  # another client behind the same proxy
