@@ -9,6 +9,12 @@ from __future__ import annotations
 class CQOError(Exception):
     exit_code = 1
 
+    @property
+    def chinese(self) -> str:
+        """The Chinese half of the bilingual "中文 / English" message, for Chinese-only screens
+        (the web chat, the training tab, WeChat replies)."""
+        return str(self).split(" / ")[0].strip()
+
 
 class InputError(CQOError, ValueError):
     """Bad user input: empty or over-long question, unknown clause id, bad JSONL line."""

@@ -80,7 +80,7 @@ def make_materials(
 
 def chinese_message(error: InputError) -> str:
     """The Chinese half of a bilingual "中文 / English" error, kind codes named in Chinese."""
-    text = str(error).split(" / ")[0].strip()
+    text = error.chinese
     codes = re.compile(rf"\b({'|'.join(KINDS)})\b")
     return codes.sub(lambda m: KIND_NAMES[m.group(0)], text)
 

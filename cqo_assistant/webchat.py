@@ -237,7 +237,7 @@ def build_ui(assistant: Assistant, settings: Settings, store: FeedbackStore | No
         try:
             q = check_question(message, settings.max_question_chars)
         except InputError as e:
-            note = str(e).split(" / ")[0]
+            note = e.chinese
             if (message or "").strip():
                 chat.append({"role": "user", "content": html.escape(message[:200]) + "…"})
             chat.append(hint_message(f"提示：{note}"))
@@ -277,7 +277,7 @@ def build_ui(assistant: Assistant, settings: Settings, store: FeedbackStore | No
         try:
             rate(records, pos, RATINGS[rating], comment)
         except FeedbackError as e:  # disk full, read-only data folder: say so, keep the chat
-            return str(e).split(" / ")[0], records
+            return e.chinese, records
         return f"已记录对「{_short(records[pos]['question'])}」的评价，谢谢反馈！", records
 
     def on_like(records: list, data: gr.LikeData) -> tuple:
@@ -290,7 +290,7 @@ def build_ui(assistant: Assistant, settings: Settings, store: FeedbackStore | No
         try:
             rate(records, pos, rating)
         except FeedbackError as e:
-            return str(e).split(" / ")[0], records, gr.update(), gr.update()
+            return e.chinese, records, gr.update(), gr.update()
         label = next(k for k, v in RATINGS.items() if v == rating)
         note = (
             f"已记录：「{_short(records[pos]['question'])}」的回答{label}，谢谢！"

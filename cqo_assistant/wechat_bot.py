@@ -183,4 +183,4 @@ def reply_text(assistant: Any, message: Any) -> str:
     try:
         return fit_reply(clause_reply(assistant, content) or assistant.ask(content).text)
     except InputError as e:
-        return str(e).split(" / ")[0]
+        return e.chinese

