@@ -86,6 +86,8 @@ LOCK = ".build.lock"
 OLD_LAYOUT = ("manifest.json", "chunks.json", "bm25", "bm25_bigram", "bm25_expansion", "bank")
 # a new build of the same standard with fewer than this share of its clauses lost text
 MIN_CLAUSE_SHARE = 0.95
+# a reader whose version a build removed tries the new current one, this many times at most
+MAX_RELOADS = 10
 Progress = Callable[[str], None]
 
 
@@ -685,16 +687,19 @@ class LoadedIndex:
 
 
 def load_index(settings: Settings, embedder: Embedder | None = None) -> LoadedIndex:
-    """Load the current index, verified; if a build made another index current while this one
-    was being read, load that one instead."""
+    """Load the current index, verified. A build removes the version before the current one,
+    so a reader slower than a build can find its version gone: while ``CURRENT`` keeps moving,
+    load the version it names now; a failure with ``CURRENT`` unchanged is real damage."""
     root = current_dir(settings.index_dir)
-    try:
-        return _load(settings, embedder, root)
-    except (IndexDamagedError, IndexMissingError):
-        now = current_dir(settings.index_dir)
-        if now == root:
-            raise
-        return _load(settings, embedder, now)
+    for _ in range(MAX_RELOADS):
+        try:
+            return _load(settings, embedder, root)
+        except (IndexDamagedError, IndexMissingError):
+            now = current_dir(settings.index_dir)
+            if now == root:
+                raise
+            root = now
+    return _load(settings, embedder, root)
 
 
 def _private_copy(chroma: Path, into: Path) -> Path:
