@@ -10,10 +10,11 @@ from typing import Any
 from . import segment
 from .answer import ANSWERED, CLOSEST, Answer, AnswerConfig, compose, decide
 from .errors import InputError, UnknownClauseError
+from .followup import FollowUpModel, Turn
 from .index import LoadedIndex, load_index
 from .parse import Clause
 from .query import cn_number
-from .retrieve import Hit, Retriever
+from .retrieve import Hit, QuerySignals, Retriever
 from .settings import Settings
 
 _PRONOUN = re.compile(
@@ -38,6 +39,8 @@ _EN_ORDINAL = {
     for i, w in enumerate(["first", "second", "third", "fourth", "fifth", "sixth", "seventh"], 1)
 }
 _MAX_HISTORY = 3
+# how ``_context`` retrieved a question; the learned order applies to the last two
+_KINDS = ("first", "switch", "ref", "unknown", "ordinal", "story", "alone")
 _OWN_WEIGHT = 0.5  # a follow-up's own ranking, blended into its story's
 
 
@@ -69,12 +72,16 @@ class Assistant:
     index: LoadedIndex
     retriever: Retriever
     config: AnswerConfig = field(default_factory=AnswerConfig.load)
+    follow_up: FollowUpModel | None = None  # the learned order of a follow-up's best clauses
 
     @classmethod
     def load(cls, settings: Settings | None = None, **overrides: Any) -> Assistant:
         settings = settings or Settings.load(**overrides)
         index = load_index(settings)
-        return cls(settings, index, Retriever(index), AnswerConfig.load(index.embedder.name))
+        name = index.embedder.name
+        return cls(
+            settings, index, Retriever(index), AnswerConfig.load(name), FollowUpModel.load(name)
+        )
 
     @property
     def clause_map(self) -> dict[str, Clause]:
@@ -116,9 +123,9 @@ class Assistant:
                 continue
         return out[-_MAX_HISTORY:]
 
-    def _context(self, question: str, history: list[str], method: str) -> tuple[str, bool]:
-        """(text to retrieve, is it a story of the last question) for a question asked after
-        ``history`` (earlier questions, oldest first).
+    def _context(self, question: str, history: list[str], method: str) -> tuple[str, str]:
+        """(text to retrieve, how: one of ``_KINDS``) for a question asked after ``history``
+        (earlier questions, oldest first).
 
         - A topic switch ("另外，…"), a clause number, or a question about something the
           standard never names or a clause it does not have ("工资是多少？", "5.4条呢") is
@@ -133,12 +140,14 @@ class Assistant:
           dialogs and lowered follow-up hit@1.)
         - Any other question is retrieved on its own."""
         if _SWITCH.match(question):
-            return _SWITCH.sub("", question) or question, False
-        if not history or self.retriever.analyse(question).refs:
-            return question, False
+            return _SWITCH.sub("", question) or question, "switch"
+        if not history:
+            return question, "first"
+        if self.retriever.analyse(question).refs:
+            return question, "ref"
         alone_hits, alone = self.retriever.rank(question, method)
         if alone.unknown or alone.missing:
-            return question, False
+            return question, "unknown"
         prev = self._context(history[-1], history[:-1], method)[0]
         q = segment.normalize(question)
         if m := _ORDINAL.search(q):
@@ -148,12 +157,12 @@ class Assistant:
             last = self._named_list(q[: m.start()], method) or self.retriever.rank(prev, method)[0]
             target = self._nth_of(last[0].clause_id, m) if last else None
             if target:
-                return f"{self.clause_map[target].number} {rest}".strip(), False
+                return f"{self.clause_map[target].number} {rest}".strip(), "ordinal"
         cfg = self.answer_config(method)
         stands_alone = decide(question, alone_hits, alone, self.clause_map, cfg) == ANSWERED
         if self._leans_on_last(question) or not stands_alone:
-            return f"{prev.rstrip('。？?！!')}。{question}", True
-        return question, False
+            return _story(prev, question), "story"
+        return question, "alone"
 
     def _leans_on_last(self, question: str) -> bool:
         q = segment.normalize(question)
@@ -218,33 +227,70 @@ class Assistant:
     ) -> Answer:
         q = check_question(question, self.settings.max_question_chars)
         cfg = self.answer_config(method)
-        text, story = self._context(q, self._clean_history(history), method)
-        if not story:
-            return compose(q, *self.retriever.rank(text, method), self.clause_map, cfg)
-        # a follow-up retrieved as a story after the last question
-        alone, alone_signals = self.retriever.rank(q, method)
-        # with words of its own ("那关键岗位责任制呢？" after 7.2 b)), its own ranking votes too,
-        # or the last question's words pull the answer back to the last clause (the weight was
-        # chosen on the dev dialogs, `cqo eval --split dev --dialogs`: 0.5 beat 0, 1, 2 and 4)
-        weight = _OWN_WEIGHT if alone_signals.content else 0.0
-        hits, signals = self.retriever.rank(text, method, also=q, also_weight=weight)
-        coverage = decide(q, hits, signals, self.clause_map, cfg)
-        # the last question's words lend a follow-up confidence it may not deserve: one with
-        # words of its own that would not be answered on its own ("要开职代会表决吗？") is at
-        # most "closest" (on the dev dialogs this left more unanswerable follow-ups unanswered
-        # than counting only "not covered" alone, at the cost of a few answerable ones shown as
-        # closest). One with none ("具体有哪些？") is never answered alone: the story decides.
-        if (
-            alone_signals.content
-            and coverage == ANSWERED
-            and decide(q, alone, alone_signals, self.clause_map, cfg) != ANSWERED
-        ):
-            coverage = CLOSEST
+        hits, signals, coverage, turn = self._rank_turn(q, self._clean_history(history), method)
+        if turn is not None and self.follow_up is not None:
+            # the learned order of the best few (``followup``); coverage stays the rules'
+            by_id = {h.clause_id: h for h in hits}
+            hits = [by_id[c] for c in self.follow_up.order(turn, self.clause_map)]
         return compose(q, hits, signals, self.clause_map, cfg, coverage)
+
+    def _rank_turn(
+        self, q: str, history: list[str], method: str
+    ) -> tuple[list[Hit], QuerySignals, str, Turn | None]:
+        """The rules' ranking of a clean question, its signals and coverage, and — for a
+        follow-up retrieved alone or as a story with ``hybrid`` — the :class:`Turn` the learned
+        order reads (else None)."""
+        cfg = self.answer_config(method)
+        text, kind = self._context(q, history, method)
+        if kind != "story":
+            hits, signals = self.retriever.rank(text, method)
+            coverage = decide(q, hits, signals, self.clause_map, cfg)
+            alone, alone_signals = hits, signals
+        else:  # a follow-up retrieved as a story after the last question
+            alone, alone_signals = self.retriever.rank(q, method)
+            # with words of its own ("那关键岗位责任制呢？" after 7.2 b)), its own ranking votes
+            # too, or the last question's words pull the answer back to the last clause (the
+            # weight was chosen on the dev dialogs: 0.5 beat 0, 1, 2 and 4)
+            weight = _OWN_WEIGHT if alone_signals.content else 0.0
+            hits, signals = self.retriever.rank(text, method, also=q, also_weight=weight)
+            coverage = decide(q, hits, signals, self.clause_map, cfg)
+            # the last question's words lend a follow-up confidence it may not deserve: one
+            # with words of its own that would not be answered on its own ("要开职代会表决吗？")
+            # is at most "closest" (on the dev dialogs this left more unanswerable follow-ups
+            # unanswered than counting only "not covered" alone, at the cost of a few
+            # answerable ones shown as closest). One with none ("具体有哪些？") is never
+            # answered alone: the story decides.
+            if (
+                alone_signals.content
+                and coverage == ANSWERED
+                and decide(q, alone, alone_signals, self.clause_map, cfg) != ANSWERED
+            ):
+                coverage = CLOSEST
+        if kind not in ("story", "alone") or method != "hybrid":
+            return hits, signals, coverage, None
+        prev = self._context(history[-1], history[:-1], method)[0]
+        turn = Turn(
+            question=segment.normalize(q),
+            story=kind == "story",
+            final=hits,
+            alone=alone,
+            story_hits=self.retriever.rank(_story(prev, q), method)[0],
+            prev=self.retriever.rank(prev, method)[0],
+            own_words=self._own_words(segment.normalize(q)),
+            prev_words=self._own_words(segment.normalize(history[-1])),
+            stands_alone=decide(q, alone, alone_signals, self.clause_map, cfg) == ANSWERED,
+            leans=self._leans_on_last(q),
+        )
+        return hits, signals, coverage, turn
 
     def answer_config(self, method: str = "hybrid") -> AnswerConfig:
         """BM25 alone has no dense scores: its answers are judged on words only."""
         return self.config.words_only() if method == "bm25" else self.config
+
+
+def _story(prev: str, question: str) -> str:
+    """A follow-up told after the last question (itself in context)."""
+    return f"{prev.rstrip('。？?！!')}。{question}"
 
 
 def clause_json(c: Clause) -> dict[str, str]:

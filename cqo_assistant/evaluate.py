@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from . import followup
 from .answer import (
     FEATURES,
     NOBANK_FEATURES,
@@ -733,6 +734,51 @@ def render_report(summaries: list[dict[str, Any]], extra: dict[str, Any]) -> str
     return "\n".join(lines) + "\n"
 
 
+def follow_up_groups(
+    assistant: Any, dialogs: Sequence[Dialog], parents: dict[str, str | None]
+) -> tuple[list[followup.Group], list[str]]:
+    """Each answerable follow-up the learned order applies to, as (candidate features, which
+    candidates are right), with its dialog's id (cross-validation keeps a dialog together)."""
+    from .api import check_question
+
+    groups, keys = [], []
+    for d in dialogs:
+        history: list[str] = []
+        for q, gold in d.turns:
+            if history and gold:
+                clean = assistant._clean_history(history)
+                turn = assistant._rank_turn(check_question(q, 10**6), clean, "hybrid")[3]
+                if turn is not None:
+                    ids, x = followup.features(turn, assistant.clause_map)
+                    right = [any(matches(c, g, parents, True) for g in gold) for c in ids]
+                    groups.append((x, np.array(right, dtype=float)))
+                    keys.append(d.id)
+            history.append(q)
+    return groups, keys
+
+
+def fit_follow_ups(
+    assistant: Any, dialogs: Sequence[Dialog], parents: dict[str, str | None]
+) -> dict[str, Any]:
+    """Fit the follow-up order (``followup``) on ``dialogs``: the L2 weight with the best
+    5-fold cross-validated top-1 (dialogs kept whole), then all of them; saved."""
+    groups, keys = follow_up_groups(assistant, dialogs, parents)
+    cv = {lam: followup.cross_validate(groups, keys, lam) for lam in (0.3, 1.0, 3.0, 10.0)}
+    lam = max(cv, key=lambda k: (cv[k], k))  # ties: the stronger penalty
+    w = followup.fit(groups, lam)
+    info = {
+        "command": _command_line(),
+        "date": time.strftime("%Y-%m-%d"),
+        "dialogs": len(dialogs),
+        "follow_ups": len(groups),
+        "cross_validated_top1": {str(k): round(v, 4) for k, v in cv.items()},
+        "l2": lam,
+        "fitted_top1": round(followup.top_right(groups, w), 4),
+    }
+    followup.save(w, assistant.index.embedder.name, info)
+    return info
+
+
 # --- CLI -----------------------------------------------------------------------------------
 def _command_line() -> str:
     return " ".join(["cqo", *sys.argv[1:]])
@@ -771,6 +817,18 @@ def cmd_eval(args: argparse.Namespace) -> int:
         calibration_path().write_text(json.dumps(data, ensure_ascii=False, indent=2) + "\n")
         print(f"calibration written to {calibration_path()}", file=sys.stderr)
         print(json.dumps(data, ensure_ascii=False, indent=2))
+
+    if args.fit_follow_ups:
+        if args.split != "dev":
+            raise InputError("fit follow-ups only on the dev split: --split dev")
+        files = sorted(assistant.settings.corpus_dir.glob("*.dialogs.jsonl"))
+        train = [d for f in files for d in load_dialogs(f, "train")]
+        dev = load_dialogs(Path(args.dialogs or "eval/dialogs.jsonl"), "dev")
+        progress(f"fitting the follow-up order on {len(train)} + {len(dev)} dialogs\n")
+        info = fit_follow_ups(assistant, train + dev, parents)
+        assistant.follow_up = followup.FollowUpModel.load(assistant.index.embedder.name)
+        print(f"follow-up order written to {followup.PATH}", file=sys.stderr)
+        print(json.dumps(info, ensure_ascii=False, indent=2))
 
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     bad = [m for m in methods if m not in METHODS]
@@ -818,6 +876,11 @@ def register_cli(sub: Any) -> None:
     s.add_argument("--json", action="store_true")
     s.add_argument("--report", help="write the Markdown report to this file")
     s.add_argument("--calibrate", action="store_true", help="tune thresholds on dev and save them")
+    s.add_argument(
+        "--fit-follow-ups",
+        action="store_true",
+        help="fit the follow-up order on the training and dev dialogs and save it",
+    )
     s.add_argument(
         "--dialogs",
         nargs="?",
