@@ -267,3 +267,28 @@ def test_cqo_serve_from_the_environment(home, stand: StandIn, assistant) -> None
         _, err = proc.communicate(timeout=30)
     assert len(stand.seen(CS_SEND)) == 1
     assert '"event": "late_reply_sent"' in err and "oUser1" not in err
+
+
+def test_deliveries_while_the_answer_is_computing(settings, assistant, stand: StandIn) -> None:
+    """Two deliveries of one message waiting at once (both past the deadline: one takes it),
+    and a re-delivery after the take but before the answer exists: all "success", and the
+    answer is sent once, when it is ready. (A gate holds the real answer back.)"""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tests.test_wechat import GatedAssistant
+
+    gated = GatedAssistant(assistant)
+    app = create_app(late_settings(settings, stand, deadline=0.3), gated)  # type: ignore[arg-type]
+    q = "首席质量官离任时要做哪些交接？"
+    with serve(app) as url, ThreadPoolExecutor(2) as pool:
+        try:
+            both = list(pool.map(lambda _: deliver(url, q, "880200").text, range(2)))
+            assert both == ["success", "success"]
+            assert deliver(url, q, "880200").text == "success"  # WeChat's next retry
+            assert gated.calls == 1 and stand.seen(CS_SEND) == []
+        finally:
+            gated.gate.set()
+        assert app.state.late.wait_idle(30)
+    (body,) = stand.delivered(CS_SEND)
+    assert body["text"]["content"] == expected(assistant, q)
+    assert len(stand.seen(CS_SEND)) == 1 and app.state.late.sent == 1
