@@ -40,9 +40,15 @@ class Settings:
     wechat_token: str = ""  # WeChat Official Account (/wechat); off while empty
     wechat_aes_key: str = ""  # EncodingAESKey: set for safe (encrypted) mode
     wechat_appid: str = ""
+    wechat_app_secret: str = ""  # AppSecret: late answers go by the customer-service API
+    wechat_api_base: str = "https://api.weixin.qq.com"  # where that API is (tests: loopback)
     wecom_token: str = ""  # WeCom app (/wecom); off while any of the three is empty
     wecom_aes_key: str = ""
     wecom_corp_id: str = ""
+    wecom_secret: str = ""  # the app's Secret: late answers go by WeCom's message/send
+    wecom_agent_id: int = 0  # the app's AgentId; 0 = the AgentID of the message answered
+    wecom_api_base: str = "https://qyapi.weixin.qq.com"
+    bot_async_deadline: float = 4.0  # s a delivery waits before answering by the API instead
     bot_rate_limit_per_min: int = 1200  # per address on /wechat and /wecom (WeChat's servers)
     bot_allow_ips: str = ""  # comma-separated addresses/networks allowed on /wechat, /wecom
     max_header_bytes: int = 16384  # request line + headers; more → 431
@@ -81,6 +87,8 @@ class Settings:
                 values[f.name] = Path(raw)
             elif f.type in ("int", int):
                 values[f.name] = int(raw)
+            elif f.type in ("float", float):
+                values[f.name] = float(raw)
             else:
                 values[f.name] = str(raw)
         return cls(**values)

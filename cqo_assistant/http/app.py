@@ -9,6 +9,7 @@ from fastapi import FastAPI
 from ..api import Assistant
 from ..settings import Settings
 from . import json_api, openai_api, wechat, wecom
+from .async_reply import LateReplies
 from .bots import WECHAT_DEADLINE
 from .deps import Service
 from .errors import install_error_handlers
@@ -43,6 +44,7 @@ def create_app(
     service = Service(settings, assistant, wechat_deadline)
     app.state.service = service
     app.state.wechat_cache = service.cache  # for tests and metrics
+    app.state.late = LateReplies(settings)  # answers sent by the API when late (with a secret)
     for r in (json_api.router, json_api.health, openai_api.router, wechat.router, wecom.router):
         app.include_router(r)
     install_error_handlers(app)

@@ -16,6 +16,7 @@ from .. import wechat_bot
 from .errors import ApiError
 
 if TYPE_CHECKING:
+    from .async_reply import LateReply
     from .deps import Service
 
 WECHAT_DEADLINE = 4.5  # seconds; WeChat gives up (and retries) after 5
@@ -96,17 +97,27 @@ def message_key(message: Any) -> str:
     return "evt:" + ":".join(str(p) for p in parts)
 
 
-async def answer_message(service: Service, message: Any, key: str) -> str:
+async def answer_message(
+    service: Service, message: Any, key: str, late: LateReply | None = None
+) -> str | None:
     """Reply text for a message, computed once per key, within WeChat's deadline.
+
+    With ``late`` (an app secret is set: ``async_reply``), a delivery whose answer is not ready
+    by the async deadline returns None — reply "success" — and the answer goes by the API once
+    ready; so does every later delivery of that message.
 
     A new message from a user over the rate limit gets ``TOO_FAST`` (a 429 would make WeChat
     tell the user the account is broken). A delivery that runs out of time keeps waiting
     silently, so WeChat retries and the retry picks up the same computation; the third
     delivery answers ``SLOW`` instead of timing out again."""
+    if late is not None and late.taken(key):
+        return None
     cache, user = service.cache, str(getattr(message, "source", "") or "")
     if not cache.seen(key) and not service.bot_users.allow(user):
         return wechat_bot.TOO_FAST
     fut, attempt = cache.start(key, lambda: wechat_bot.reply_text(service.answering(), message))
+    if late is not None:
+        return await late.reply(key, fut, message)
     waiting = asyncio.wrap_future(fut)  # shielded: a timeout here must not cancel the work
     try:
         try:

@@ -88,7 +88,8 @@ async def wechat_message(
     except Exception:
         raise bad_request("malformed message") from None
     request.state.question = question_of(message)
-    text = await answer_message(service, message, message_key(message))
+    late = request.app.state.late.channel("wechat")
+    text = await answer_message(service, message, message_key(message), late)
     if not text:
         return PlainTextResponse("success")
     reply = TextReply(content=text, message=message).render()

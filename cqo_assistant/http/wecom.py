@@ -77,7 +77,10 @@ async def wecom_message(
         raise bad_request("malformed message") from None
     check_replay(service, (timestamp, nonce, msg_signature), body)
     request.state.question = question_of(message)
-    text = await answer_message(service, message, "wecom:" + message_key(message))
+    late = request.app.state.late.channel("wecom")
+    text = await answer_message(service, message, "wecom:" + message_key(message), late)
+    if text is None:  # the answer goes (or went) by WeCom's message API
+        return Response(b"", media_type="text/plain")
     if not text:
         return PlainTextResponse("success")
     reply = TextReply(content=text, message=message).render()
