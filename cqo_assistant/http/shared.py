@@ -86,6 +86,8 @@ class RedisLink:
 
     def __init__(self, url: str) -> None:
         import redis
+        from redis.backoff import NoBackoff
+        from redis.retry import Retry
 
         self.url, self.shown = url, shown(url)
         try:
@@ -94,6 +96,9 @@ class RedisLink:
                 socket_timeout=TIMEOUT,
                 socket_connect_timeout=TIMEOUT,
                 decode_responses=True,
+                # one immediate retry (a pooled connection Redis closed), not redis-py's 10
+                # with backoff: a Redis that is down must cost a request milliseconds
+                retry=Retry(NoBackoff(), 1),
             )
         except ValueError as e:
             raise SharedStateError(self.shown, str(e)) from None
@@ -301,6 +306,8 @@ class SharedMessageCache:
 
     def _compute_and_store(self, key: str, compute: Callable[[], str]) -> str:
         _, lock, answer = self._keys(key)
+        if pause := float(os.environ.get("CQO_MSG_PAUSE") or 0):
+            time.sleep(pause)  # fault-injection hook: a slow machine, for the tests
         try:
             text = compute()
         except Exception as e:  # kept, as MessageCache keeps it: a retry gets it, not a rerun
