@@ -209,3 +209,9 @@ def test_redis_down_falls_back_and_says_so(
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def test_logs_and_healthz_never_show_the_password() -> None:
+    assert shared.shown("redis://:s3cret@cache.local:6380/2") == "redis://:***@cache.local:6380/2"
+    assert shared.shown("redis://app:s3cret@10.0.0.5/0") == "redis://app:***@10.0.0.5/0"
+    assert shared.shown("redis://127.0.0.1:6379/0") == "redis://127.0.0.1:6379/0"
