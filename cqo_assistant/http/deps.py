@@ -20,7 +20,8 @@ from ..index import check_index, current_dir
 from ..settings import Settings
 from .bots import ReplayGuard
 from .guard import Limiter, rate_limiter
-from .shared import SharedMessageCache, answer_store, link_for
+from .shared import answer_store, link_for
+from .shared_messages import SharedMessageCache
 
 
 @dataclass
