@@ -23,21 +23,24 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 # Debian packages the browser and document tests need (headless Chromium with a CJK font,
-# LibreOffice + poppler to render DOCX/PPTX/XLSX). Skipped when already there; when they cannot be
-# installed (not root, no apt-get, apt failed) a warning locally, an error with CI=true.
+# LibreOffice + poppler to render DOCX/PPTX/XLSX), and redis-server for the shared-state tests
+# (the tests start their own; nothing runs as a service). Skipped when already there; when they
+# cannot be installed (not root, no apt-get, apt failed) a warning locally, an error with CI=true.
 system-deps:
 	@if command -v chromium >/dev/null && command -v soffice >/dev/null \
 	    && test -e /usr/lib/libreoffice/program/libsclo.so \
-	    && command -v pdftoppm >/dev/null && fc-list | grep -qi wqy; then exit 0; fi; \
+	    && command -v pdftoppm >/dev/null && fc-list | grep -qi wqy \
+	    && command -v redis-server >/dev/null; then exit 0; fi; \
 	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-	    chromium fonts-wqy-microhei libreoffice-writer-nogui libreoffice-impress-nogui libreoffice-calc-nogui poppler-utils >/dev/null \
+	    chromium fonts-wqy-microhei libreoffice-writer-nogui libreoffice-impress-nogui libreoffice-calc-nogui poppler-utils \
+	    redis-server >/dev/null \
 	    && exit 0; \
 	  why="could not install system packages"; \
 	else why="not root or no apt-get: system packages not installed"; fi; \
 	case "$$CI" in 1|true|True|TRUE) \
-	  echo "error: $$why; CI=true needs Chromium, LibreOffice and poppler" >&2; exit 1;; esac; \
-	echo "warning: $$why; browser/document tests will be skipped"
+	  echo "error: $$why; CI=true needs Chromium, LibreOffice, poppler and redis-server" >&2; exit 1;; esac; \
+	echo "warning: $$why; browser/document/Redis tests will be skipped"
 
 index: install
 	$(BIN)/cqo index

@@ -53,6 +53,19 @@ class Answer:
             "coverage": self.coverage,
         }
 
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> Answer:
+        """The answer ``to_json`` wrote (a shared answer cache stores answers as JSON)."""
+        return cls(
+            question=d["question"],
+            found=d["found"],
+            text=d["answer"],
+            citations=tuple(Citation(**c) for c in d["citations"]),
+            related=tuple(Citation(**c) for c in d["related"]),
+            ranked=tuple(d["ranked"]),
+            coverage=d["coverage"],
+        )
+
 
 # What the answerability judge reads: the word/meaning signals, the rules below as one vote, and
 # the question bank's nearest questions (answerable vs unanswerable neighbours).

@@ -21,13 +21,18 @@ The key is
   entries of older builds are dropped at once — a rebuilt index never serves a stale answer.
 
 Answers are frozen dataclasses, shared between callers as they are.
+
+With ``shared`` (``http/shared.RedisAnswers`` when ``CQO_REDIS_URL`` is set) a question this
+process has not cached is looked up there, under the same key, before it is computed, and a
+computed answer is stored there too: every worker and instance answers from one cache. A hit
+from ``shared`` counts as a hit here.
 """
 
 from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from typing import Any
+from typing import Any, Protocol
 
 from .answer import Answer
 from .api import Assistant, check_question
@@ -35,9 +40,19 @@ from .api import Assistant, check_question
 Key = tuple[str, str, tuple[str, ...]]
 
 
+class SharedAnswers(Protocol):
+    """A store other processes see (Redis). ``get`` returns None, and ``put`` does nothing,
+    when the store cannot be reached: the cache then works as if it were not there."""
+
+    def get(self, key: Key) -> Answer | None: ...
+
+    def put(self, key: Key, answer: Answer) -> None: ...
+
+
 class AnswerCache:
-    def __init__(self, size: int) -> None:
+    def __init__(self, size: int, shared: SharedAnswers | None = None) -> None:
         self.size = max(0, size)
+        self.shared = shared
         self.hits = 0
         self.misses = 0
         self._entries: OrderedDict[Key, Answer] = OrderedDict()
@@ -62,9 +77,16 @@ class AnswerCache:
                 self._entries.move_to_end(key)
                 self.hits += 1
                 return hit
-            self.misses += 1
-        # computed outside the lock: concurrent misses on one key may both compute (same answer)
-        answer = assistant.ask(question, history or None)
+        answer = self.shared.get(key) if self.shared is not None else None
+        with self._lock:
+            if answer is not None:
+                self.hits += 1
+            else:
+                self.misses += 1
+        if answer is None:  # outside the lock: concurrent misses may both compute (same answer)
+            answer = assistant.ask(question, history or None)
+            if self.shared is not None:
+                self.shared.put(key, answer)
         with self._lock:
             if version == self._version:  # not if a newer build took over meanwhile
                 self._entries[key] = answer

@@ -58,6 +58,20 @@ class FeedbackError(CQOError):
     """A rating could not be written (disk full, read-only data folder)."""
 
 
+class SharedStateError(CQOError):
+    """``CQO_REDIS_URL`` is malformed or its Redis does not answer when ``cqo serve`` starts."""
+
+    exit_code = 2
+
+    def __init__(self, url: str, why: str):
+        self.url, why = url, why.rstrip(".")
+        super().__init__(
+            f"共享状态 Redis 不可用 / Redis at {url} (CQO_REDIS_URL) unavailable: {why}. "
+            "请启动 redis-server 或检查地址 / start redis-server or fix the URL "
+            "(redis://host:port/db), or unset CQO_REDIS_URL to keep state per process"
+        )
+
+
 class CorpusError(CQOError):
     exit_code = 4
 

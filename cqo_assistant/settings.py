@@ -1,5 +1,6 @@
 """One Settings object. Precedence: keyword argument (CLI flags arrive this way) > CQO_* env var
-> default. Paths default to the project root (the folder holding ``corpus/``)."""
+> default (an empty env var counts as not set). Paths default to the project root (the folder
+holding ``corpus/``)."""
 
 from __future__ import annotations
 
@@ -53,6 +54,9 @@ class Settings:
     bot_allow_ips: str = ""  # comma-separated addresses/networks allowed on /wechat, /wecom
     max_header_bytes: int = 16384  # request line + headers; more → 431
     answer_cache: int = 1000  # answers kept per worker process (answer_cache.py); 0 = off
+    # redis://host:port/db → rate limits, WeChat MsgId dedupe and the answer cache shared by
+    # every worker and instance (http/shared.py); None = each process keeps its own
+    redis_url: str | None = None
 
     @classmethod
     def from_args(cls, args: Any) -> Settings:
@@ -62,6 +66,7 @@ class Settings:
             corpus_dir=getattr(args, "corpus", None),
             index_dir=getattr(args, "index", None),
             embed_model=getattr(args, "embed_model", None),
+            redis_url=getattr(args, "redis_url", None),
         )
 
     @classmethod

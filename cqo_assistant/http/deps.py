@@ -19,7 +19,9 @@ from ..errors import CQOError, IndexDamagedError, IndexMissingError, InputError
 from ..index import check_index, current_dir
 from ..settings import Settings
 from .bots import ReplayGuard
-from .guard import RateLimiter
+from .guard import Limiter, rate_limiter
+from .shared import answer_store, link_for
+from .shared_messages import SharedMessageCache
 
 
 @dataclass
@@ -27,9 +29,11 @@ class Service:
     settings: Settings
     assistant: Assistant
     wechat_deadline: float
-    cache: wechat_bot.MessageCache = field(default_factory=wechat_bot.MessageCache)
+    cache: wechat_bot.MessageCache | SharedMessageCache = field(
+        default_factory=wechat_bot.MessageCache
+    )
     replays: ReplayGuard = field(default_factory=ReplayGuard)
-    bot_users: RateLimiter = field(init=False)
+    bot_users: Limiter = field(init=False)
     answers: AnswerCache = field(init=False)
     reload_error: str = ""  # why the last attempt to load a rebuilt index failed
     _checked: float = 0.0
@@ -37,8 +41,11 @@ class Service:
     _state: tuple[float, str, str] = (-1e9, "ok", "")  # (when, state, problem) of the disk
 
     def __post_init__(self) -> None:
-        self.bot_users = RateLimiter(self.settings.rate_limit_per_min)
-        self.answers = AnswerCache(self.settings.answer_cache)
+        s = self.settings
+        self.bot_users = rate_limiter(s, "bot_user", s.rate_limit_per_min)
+        self.answers = AnswerCache(s.answer_cache, answer_store(s))
+        if (link := link_for(s)) is not None:  # CQO_REDIS_URL: MsgIds shared by all workers
+            self.cache = SharedMessageCache(link)
 
     def ask(self, question: str, history: list[str] | None = None) -> Answer:
         """The answer from the assistant loaded now, through the answer cache (keyed by the

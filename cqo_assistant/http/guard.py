@@ -21,6 +21,7 @@ import os
 import threading
 import time
 from collections import OrderedDict, deque
+from typing import Protocol
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -60,6 +61,26 @@ class RateLimiter:
         return self.retry_after(key) == 0
 
 
+class Limiter(Protocol):
+    """``RateLimiter``, or ``shared.SharedRateLimiter`` (in Redis) when CQO_REDIS_URL is set."""
+
+    def retry_after(self, key: str) -> int: ...
+
+    def allow(self, key: str) -> bool: ...
+
+
+def rate_limiter(settings: Settings, name: str, per_minute: int) -> Limiter:
+    """A limiter named ``name`` ("api", "bot", "bot_user"): shared by every worker and instance
+    when ``settings.redis_url`` is set, else this process's own."""
+    if settings.redis_url:
+        from .shared import SharedRateLimiter, link_for
+
+        link = link_for(settings)
+        assert link is not None
+        return SharedRateLimiter(link, name, per_minute)
+    return RateLimiter(per_minute)
+
+
 class BodyTooLarge(ApiError):
     def __init__(self, limit: int) -> None:
         super().__init__(413, f"请求体过大 / body over {limit} bytes")
@@ -87,8 +108,8 @@ class Guard:
     def __init__(self, app: ASGIApp, settings: Settings) -> None:
         self.app, self.s = app, settings
         self.keys = {k.strip() for k in settings.api_keys.split(",") if k.strip()}
-        self.limiter = RateLimiter(settings.rate_limit_per_min)
-        self.bot_limiter = RateLimiter(settings.bot_rate_limit_per_min)
+        self.limiter = rate_limiter(settings, "api", settings.rate_limit_per_min)
+        self.bot_limiter = rate_limiter(settings, "bot", settings.bot_rate_limit_per_min)
         self.bot_networks = _networks(settings.bot_allow_ips)
 
     def refuse(self, scope: Scope) -> ApiError | None:
@@ -122,7 +143,7 @@ class Guard:
         return self._limited(self.limiter, client)
 
     @staticmethod
-    def _limited(limiter: RateLimiter, client: str) -> ApiError | None:
+    def _limited(limiter: Limiter, client: str) -> ApiError | None:
         if wait := limiter.retry_after(client):
             return ApiError(
                 429,

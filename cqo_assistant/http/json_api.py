@@ -14,6 +14,7 @@ from ..errors import UnknownClauseError
 from .deps import AssistantDep, ServiceDep, bearer
 from .errors import BODY_ERRORS, COMMON_ERRORS, ApiError, ErrorBody, JSONBodyRoute
 from .models import AskRequest, AskResponse, ClauseOut, Health
+from .shared import health as shared_health
 
 router = APIRouter(
     prefix="/v1",
@@ -89,6 +90,9 @@ async def healthz(service: ServiceDep) -> Any:
         else "off (set CQO_WECOM_TOKEN, CQO_WECOM_AES_KEY, CQO_WECOM_CORP_ID)",
         "api_keys": "required" if s.api_keys.strip(" ,") else "off",
         "answer_cache": service.answers.stats(),
+        "shared_state": await run_in_threadpool(
+            shared_health, s, service.answers.shared, service.cache.computed
+        ),
     }
     if state in ("damaged", "missing"):
         return JSONResponse(body, status_code=503)

@@ -126,6 +126,20 @@ class AnswerCacheStats(BaseModel):
     misses: int = Field(..., description="questions computed (0 counted while off)")
 
 
+class SharedState(BaseModel):
+    """What the workers share (CQO_REDIS_URL), and whether Redis answers now."""
+
+    backend: Literal["redis", "in-process"]
+    url: str | None = Field(None, description="CQO_REDIS_URL without its password")
+    state: Literal["ok", "unreachable"] | None = None
+    error: str | None = Field(None, description="why Redis is unreachable")
+    fallback: str | None = Field(None, description="what is used while Redis is unreachable")
+    messages_computed: int = Field(..., description="WeChat/WeCom replies this worker computed")
+    answer_cache: dict[str, int] | None = Field(
+        None, description="hits and misses of the answer cache in Redis (every instance)"
+    )
+
+
 class Health(BaseModel):
     model_config = ConfigDict(
         json_schema_extra={
@@ -145,6 +159,7 @@ class Health(BaseModel):
                     "wecom": "off (set CQO_WECOM_TOKEN, CQO_WECOM_AES_KEY, CQO_WECOM_CORP_ID)",
                     "api_keys": "off",
                     "answer_cache": {"size": 1000, "entries": 42, "hits": 958, "misses": 42},
+                    "shared_state": {"backend": "in-process", "messages_computed": 0},
                 }
             ]
         }
@@ -164,3 +179,4 @@ class Health(BaseModel):
     wecom: str
     api_keys: Literal["required", "off"]
     answer_cache: AnswerCacheStats
+    shared_state: SharedState

@@ -72,10 +72,13 @@ def cmd_serve(args: Any) -> int:
     from ..api import Assistant
     from .app import create_app, warm_up
     from .guard import configure_access_log
+    from .shared import link_for
 
     configure_access_log()
     set_engine_threads(args.workers)
     settings = Settings.from_args(args)
+    if (link := link_for(settings)) is not None:
+        link.check()  # an unreachable or malformed CQO_REDIS_URL stops here, with the fix
     assistant = Assistant.load(settings)  # refuse a missing/stale index before binding the port
     if args.workers > 1:  # workers rebuild settings from the environment: pass the flags on
         os.environ.update(
@@ -83,6 +86,8 @@ def cmd_serve(args: Any) -> int:
             CQO_INDEX_DIR=str(settings.index_dir),
             CQO_EMBED_MODEL=settings.embed_model,
         )
+        if settings.redis_url:
+            os.environ["CQO_REDIS_URL"] = settings.redis_url
         uvicorn.run(
             "cqo_assistant.http.app:app_factory",
             factory=True,
@@ -108,5 +113,11 @@ def register_cli(sub: Any) -> None:
         default=1,
         help="worker processes (index is read-only); each gets cores/N engine threads "
         "(OMP_NUM_THREADS, at least 1) unless OMP_NUM_THREADS is set",
+    )
+    s.add_argument(
+        "--redis-url",
+        default=None,
+        help="redis://host:port/db: rate limits, WeChat MsgId dedupe and the answer cache "
+        "shared by all workers and instances (default: CQO_REDIS_URL; unset = per process)",
     )
     s.set_defaults(func=cmd_serve)
