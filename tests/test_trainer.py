@@ -57,8 +57,15 @@ def _group_text(corpus: Corpus, cid: str) -> str:
 def check_item(corpus: Corpus, it: QuizItem) -> None:
     """The item's answer can be verified from its clause; distractors are not in it."""
     c = corpus.by_id[it.clause_id]
-    assert it.explanation == (c.display_text() if c.is_item else corpus.full_text(c))
-    assert it.clause_label == corpus.heading(c)
+    assert c.text in it.explanation  # the clause's own words (the parser's, not the trainer's)
+    number, _, letter = it.clause_id.partition(" ")  # "8.1 d)" → 第8.1条 d); "4" → 第4章
+    if not number[0].isdigit():  # 前言, 引言: named as they are
+        head = number
+    elif "." not in number:
+        head = f"第{number}章"
+    else:
+        head = f"第{number}条" + (f" {letter}" if letter else "")
+    assert it.clause_label == head or it.clause_label.startswith(head + " "), it
     right = [o for k, o in enumerate(it.options) if k in it.correct]
     wrong = [o for k, o in enumerate(it.options) if k not in it.correct]
     if it.kind in ("single", "multi"):
@@ -70,7 +77,11 @@ def check_item(corpus: Corpus, it: QuizItem) -> None:
         assert all(w not in _group_text(corpus, c.parent or "") and w in corpus.full for w in wrong)
     elif it.form == "source":
         parent = corpus.by_id[c.parent or ""]
-        assert right == [f"{parent.label}（{parent.title}）"] and right[0] not in wrong
+        assert right == [f"{parent.label}（{parent.title}）"]
+        for w in wrong:  # each distractor names a real section, and the quote is not from it
+            other = re.fullmatch(r"第([\d.]+)[章条]（(.+)）", w)
+            assert other and corpus.by_id[other[1]].title == other[2], w
+            assert _quoted(it.stem) not in _group_text(corpus, other[1]), (it.stem, w)
     elif it.form == "term":
         sentence = it.stem.split("：“", 1)[1].rsplit("”横线处应为", 1)[0]
         assert sentence.count(BLANK) == 1
@@ -104,6 +115,46 @@ def test_every_item_is_verifiable_from_its_clause(corpus: Corpus, bank: list[Qui
     assert {it.form for it in bank} == {b.form for b in BUILDERS}
     for it in bank:
         check_item(corpus, it)
+
+
+# Read from corpus/DB1302-T-589-2024.txt (the PDF's spaces in "5 年" dropped, as parsed): what
+# an item's 解析 quotes and how it names its clause
+EXPLAINED = {
+    "8.1 d)": ("第8.1条 d)", "d) 企业产品（服务）质量安全“一票否决”权；"),
+    "5.1 e)": (
+        "第5.1条 e)",
+        "e) 取得中级以上相关专业职称，或者具有大学专科以上学历和5年以上质量工作经历；",
+    ),
+    "6.3": ("第6.3条", "负责质量文化建设，质量战略制定、年度质量计划的制定和实施。"),
+    "4.1": ("第4.1条", "通常设置在企业决策层，属于企业高层领导。"),
+    "8.2": (
+        "第8.2条 经费保障",
+        "企业设立质量工作专项经费，如质量人才队伍建设及其教育培训经费、质量奖励经费等，"
+        "列入资金使用计划，由企业首席质量官统一调度，实行专款专用；质量工作经费根据企业质量发展，"
+        "足额安排、充分保障。",
+    ),
+    "8.1": (
+        "第8.1条 岗位职权保证",
+        "职权包括但不限于以下内容：\n"
+        "a) 质量文化的建立与推行权；\n"
+        "b) 质量战略规划、计划的建立和实施权；\n"
+        "c) 企业与质量相关的经营决策权；\n"
+        "d) 企业产品（服务）质量安全“一票否决”权；\n"
+        "e) 质量工作相关经费的管理权；\n"
+        "f) 企业质量管理部门人事任免、调动、奖惩、晋升等建议权；\n"
+        "g) 企业质量考核、质量奖励活动结果审定权。",
+    ),
+}
+
+
+def test_explanations_quote_the_standard(bank: list[QuizItem]) -> None:
+    """Every item on these clauses explains itself with the clause as the standard words it
+    (a list with its lead-in and items) and names it as the standard numbers it."""
+    for cid, (label, text) in EXPLAINED.items():
+        items = [it for it in bank if it.clause_id == cid]
+        assert items, cid
+        for it in items:
+            assert (it.clause_label, it.explanation) == (label, text), (it.form, cid)
 
 
 def test_one_builder_per_form_behind_one_interface() -> None:
