@@ -69,7 +69,11 @@ def _read_jsonl(path: Path, what: str, make: Callable[[dict], Any], split: str |
     """One ``make(line)`` per JSON line of ``path`` in ``split`` (None / "all": every line); a
     bad line is refused with the file and line number."""
     out = []
-    for n, line in enumerate(path.read_text("utf-8").splitlines(), 1):
+    try:
+        text = path.read_text("utf-8")
+    except (FileNotFoundError, IsADirectoryError, UnicodeDecodeError) as e:
+        raise InputError(f"cannot read the {what} file {path}: {e.__class__.__name__}") from None
+    for n, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
         try:
