@@ -501,7 +501,9 @@ def test_sigterm_under_load_answers_or_refuses_every_connection(home: Path) -> N
 
         with concurrent.futures.ThreadPoolExecutor(60) as pool:
             futures = [pool.submit(ask, i) for i in range(60)]
-            time.sleep(0.3)  # the burst is queued
+            # the server is answering the burst: the first answer is back, the rest are queued
+            first = concurrent.futures.FIRST_COMPLETED
+            concurrent.futures.wait(futures, timeout=120, return_when=first)
             server.send_signal(signal.SIGTERM)
             results = [f.result() for f in futures]
         assert server.wait(timeout=120) is not None
