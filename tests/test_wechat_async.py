@@ -292,3 +292,94 @@ def test_deliveries_while_the_answer_is_computing(settings, assistant, stand: St
     (body,) = stand.delivered(CS_SEND)
     assert body["text"]["content"] == expected(assistant, q)
     assert len(stand.seen(CS_SEND)) == 1 and app.state.late.sent == 1
+
+
+# ---- several workers or instances: the "taken" marks in Redis (CQO_REDIS_URL) -------------------
+
+
+@pytest.fixture()
+def pair_on_redis(
+    settings: Settings, assistant: Assistant, stand: StandIn, redis_url: str
+) -> Iterator[tuple[str, str, Any, Any, Any]]:
+    """Two instances A and B sharing one real redis-server (as two workers or machines would),
+    both late after 0.3 s, their answers held back by one gate: (a, b, app_a, app_b, gated)."""
+    from tests.test_wechat import GatedAssistant
+
+    gated = GatedAssistant(assistant)
+    s = late_settings(settings, stand, deadline=0.3, redis_url=redis_url)
+    app_a, app_b = create_app(s, gated), create_app(s, gated)  # type: ignore[arg-type]
+    with serve(app_a) as a, serve(app_b) as b:
+        try:
+            yield a, b, app_a, app_b, gated
+        finally:
+            gated.gate.set()
+
+
+def test_taken_on_one_instance_is_success_on_the_other(pair_on_redis, stand, assistant) -> None:
+    """A's delivery is late: A takes the message (the mark is in Redis) and replies "success".
+    WeChat's re-deliveries land on B (and A): "success" at once from both, nothing computed or
+    sent again; the answer goes once, by A, when it is ready."""
+    import redis
+
+    a, b, app_a, app_b, gated = pair_on_redis
+    r = redis.Redis.from_url(app_a.state.service.settings.redis_url, decode_responses=True)
+    q = "首席质量官在质量安全事故处理中承担什么责任？"
+    assert deliver(a, q, "880300").text == "success"
+    assert r.get("cqo:msg:msg:880300:late") == "api"
+    for url in (b, b, a):
+        t = time.monotonic()
+        assert deliver(url, q, "880300").text == "success"
+        assert time.monotonic() - t < 0.3  # at once: not waiting for the deadline
+    assert gated.calls == 1 and stand.seen(CS_SEND) == []
+    gated.gate.set()
+    assert app_a.state.late.wait_idle(30) and app_b.state.late.wait_idle(30)
+    (body,) = stand.delivered(CS_SEND)
+    assert body["text"]["content"] == expected(assistant, q)
+    assert len(stand.seen(CS_SEND)) == 1
+    assert (app_a.state.late.sent, app_b.state.late.sent) == (1, 0)
+    assert app_a.state.wechat_cache.computed + app_b.state.wechat_cache.computed == 1
+    assert r.get("cqo:msg:msg:880300:computed") == "1" and gated.calls == 1
+
+
+def test_deliveries_waiting_on_both_instances_send_once(pair_on_redis, stand, assistant) -> None:
+    """The first delivery on A and WeChat's retry on B wait at once (B for A's computation),
+    both past the deadline: one of them takes the message, both reply "success", and the
+    answer is sent once over both instances."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    a, b, app_a, app_b, gated = pair_on_redis
+    q = "首席质量官的工作档案应当保存哪些材料？"
+    with ThreadPoolExecutor(2) as pool:
+        first = pool.submit(deliver, a, q, "880301")
+        time.sleep(0.1)  # A has claimed the message and computes (held at the gate)
+        retry = pool.submit(deliver, b, q, "880301")
+        assert [first.result().text, retry.result().text] == ["success", "success"]
+    assert deliver(b, q, "880301").text == "success"  # the third delivery
+    gated.gate.set()
+    assert app_a.state.late.wait_idle(30) and app_b.state.late.wait_idle(30)
+    (body,) = stand.delivered(CS_SEND)
+    assert body["text"]["content"] == expected(assistant, q)
+    assert len(stand.seen(CS_SEND)) == 1
+    assert app_a.state.late.sent + app_b.state.late.sent == 1
+    assert app_a.state.wechat_cache.computed + app_b.state.wechat_cache.computed == 1
+
+
+def test_a_passive_reply_marks_the_message_answered(settings, stand, redis_url) -> None:
+    """An answer replied in time is marked ``passive`` in Redis: a worker elsewhere whose copy
+    of the answer comes a moment late does not take the message and send it by the API too;
+    a taken message is never replied passively elsewhere. Redis down: this process's marks."""
+    from concurrent.futures import Future
+
+    from cqo_assistant.http.async_reply import LateReplies
+    from cqo_assistant.http.shared import RedisLink
+
+    s = late_settings(settings, stand, redis_url=redis_url)
+    a, b = (LateReplies(s, link=RedisLink(redis_url)) for _ in range(2))
+    pending: Future[str] = Future()
+    assert a.passive("msg:1") and b.passive("msg:1")  # both may reply it themselves
+    assert not b._take("msg:1", pending) and not b.taken("msg:1")
+    assert a._take("msg:2", pending) and not b._take("msg:2", pending)
+    assert b.taken("msg:2") and not b.passive("msg:2")
+    down = LateReplies(s, link=RedisLink("redis://127.0.0.1:1/0"))  # nothing listens there
+    assert down._take("msg:3", pending) and down.taken("msg:3") and not down._take("msg:3", pending)
+    assert not down.taken("msg:2") and down.passive("msg:4")

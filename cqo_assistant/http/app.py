@@ -16,6 +16,7 @@ from .errors import install_error_handlers
 from .guard import Guard, configure_access_log
 from .models import question_schema
 from .openai_models import ChatCompletionChunk
+from .shared import link_for
 
 TAGS = [
     {"name": "JSON API", "description": "cited answers and clauses, as `cqo ask --json`"},
@@ -44,7 +45,8 @@ def create_app(
     service = Service(settings, assistant, wechat_deadline)
     app.state.service = service
     app.state.wechat_cache = service.cache  # for tests and metrics
-    app.state.late = LateReplies(settings)  # answers sent by the API when late (with a secret)
+    # answers sent by the API when late (with a secret); taken marks in Redis when it is set
+    app.state.late = LateReplies(settings, link=link_for(settings))
     for r in (json_api.router, json_api.health, openai_api.router, wechat.router, wecom.router):
         app.include_router(r)
     install_error_handlers(app)

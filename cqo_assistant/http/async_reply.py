@@ -10,6 +10,14 @@ wechatpy's client. Every later delivery of a taken message (same MsgId) replies 
 once and sends nothing. Without a secret none of this runs: the callbacks behave as before
 (``bots.answer_message``: wait, let WeChat retry, and answer the third delivery).
 
+Which messages were taken is kept in this process, and with ``CQO_REDIS_URL`` also in Redis, so
+that it holds across workers and instances: taking a message is ``SET cqo:msg:<key>:late api NX
+PX`` (five minutes, as the MsgId entries), so one worker in all sends it, and a re-delivery that
+lands anywhere else sees the mark and replies "success". A delivery that replies the answer
+itself marks the message ``passive`` the same way; a worker whose own copy of the answer (a
+retry waiting on another worker's computation) arrives a moment later then finds that mark and
+does not send it by the API as well. While Redis is down, the marks are this process's only.
+
 Sending runs on a small thread pool, never on the event loop. Each send is tried up to
 ``ATTEMPTS`` times with doubling waits when the API answers 5xx or 429, WeChat's "system busy"
 (errcode -1), or cannot be reached; an access-token error (40001, 40014, 42001: expired or
@@ -31,6 +39,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from ..settings import Settings
+from .shared import PREFIX, RedisDown, RedisLink
 
 ATTEMPTS = 4  # tries per send (with waits of BACKOFF, 2×, 4× seconds between them)
 BACKOFF = 0.5
@@ -189,9 +198,16 @@ class Sender:
 
 
 class LateReplies:
-    """Per service: the senders (None without a secret), which messages were taken, the pool."""
+    """Per service: the senders (None without a secret), which messages were taken (here and,
+    with ``link``, in Redis for every worker and instance), the pool."""
 
-    def __init__(self, settings: Settings, ttl: float = 300.0, size: int = 100_000) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        ttl: float = 300.0,
+        size: int = 100_000,
+        link: RedisLink | None = None,
+    ) -> None:
         self.deadline = settings.bot_async_deadline
         self.wechat = Sender.wechat(settings) if _wechat_on(settings) else None
         self.wecom = Sender.wecom(settings) if _wecom_on(settings) else None
@@ -200,7 +216,7 @@ class LateReplies:
         self._idle = threading.Condition(self._lock)
         self._busy = 0  # taken messages not yet sent (or given up)
         self._pool: ThreadPoolExecutor | None = None
-        self.ttl, self.size = ttl, size
+        self.ttl, self.size, self.link = ttl, size, link
         self.sent = self.failed = 0
 
     def channel(self, name: str) -> LateReply | None:
@@ -208,18 +224,65 @@ class LateReplies:
         sender: Sender | None = getattr(self, name)
         return LateReply(self, sender) if sender is not None else None
 
+    @staticmethod
+    def _mark(key: str) -> str:
+        return f"{PREFIX}msg:{key}:late"
+
+    def _shared(self, key: str, how: str | None) -> str | None:
+        """Redis's mark of ``key`` (``api`` or ``passive``; None: none). With ``how``, first
+        set it to ``how`` unless it is set (``SET NX``): None then means it is ours now.
+        Raises ``RedisDown`` (no link, or Redis down): only this process's marks count."""
+        if self.link is None:
+            raise RedisDown("no shared state")
+        mark, px = self._mark(key), int(self.ttl * 1000)
+        if how is None:
+            return self.link.run(lambda r: r.get(mark))
+
+        def claim(r: Any) -> str | None:
+            pipe = r.pipeline(transaction=True)
+            ok, value = pipe.set(mark, how, nx=True, px=px).get(mark).execute()
+            return None if ok else value
+
+        return self.link.run(claim)
+
     def taken(self, key: str) -> bool:
+        """Whether any delivery of ``key`` (on any worker, with Redis) took it for the API."""
         with self._lock:
-            return key in self._taken
+            if key in self._taken:
+                return True
+        try:
+            return self._shared(key, None) == "api"
+        except RedisDown:
+            return False
+
+    def passive(self, key: str) -> bool:
+        """May this delivery reply the answer itself? Not when the message was taken for the
+        API; otherwise (with Redis) the message is marked answered, so no worker takes it."""
+        with self._lock:
+            if key in self._taken:
+                return False
+        try:
+            return self._shared(key, "passive") != "api"
+        except RedisDown:
+            return True
 
     def _take(self, key: str, fut: Future[str]) -> bool:
-        """Take ``key`` for the API: False when another delivery already did, or the answer is
-        ready after all (then the delivery replies with it)."""
+        """Take ``key`` for the API: False when another delivery (on any worker, with Redis)
+        already did or replied it, or the answer is ready after all (then the delivery replies
+        with it)."""
         with self._lock:
             now = time.monotonic()
             while self._taken and next(iter(self._taken.values())) < now - self.ttl:
                 self._taken.popitem(last=False)
             if key in self._taken or fut.done():
+                return False
+        try:
+            if self._shared(key, "api") is not None:
+                return False  # another worker took it, or answered it
+        except RedisDown:
+            pass  # this process's marks only, as without Redis
+        with self._lock:
+            if key in self._taken:
                 return False
             self._taken[key] = now
             if len(self._taken) > self.size:
@@ -277,10 +340,10 @@ class LateReply:
         except Exception as e:  # a bug, not bad input (that gets a text): no reply
             _event(event="bot_reply_failed", error=type(e).__name__)
             return ""
-        return None if r.taken(key) else text
+        return text if r.passive(key) else None
 
     def _ready(self, key: str, fut: Future[str]) -> str | None:
-        if self.replies.taken(key):
+        if not self.replies.passive(key):
             return None
         try:
             return fut.result()

@@ -7,7 +7,9 @@ another worker or instance waits for the answer the first one stores under the m
 computing it again. The delivery count is shared too, so the third delivery still answers
 ``SLOW`` whichever worker gets it. When the lock holder dies before answering (its lock expires
 with no answer), a waiter takes the lock and computes. While Redis is down, messages are
-deduped in this process (``wechat_bot.MessageCache``), as without Redis.
+deduped in this process (``wechat_bot.MessageCache``), as without Redis. Each stored answer
+counts one computation of its message (``cqo:msg:<key>:computed``; 1 unless a lock expired
+while its holder still computed): what bench/wechat_burst.py reads.
 """
 
 from __future__ import annotations
@@ -132,9 +134,12 @@ class SharedMessageCache:
         return text
 
     def _store(self, lock: str, answer: str, value: str) -> None:
+        computed = answer.removesuffix(":answer") + ":computed"  # computations of the message
+
         def store(r: redis.Redis) -> None:
             pipe = r.pipeline(transaction=True)
             pipe.set(answer, value, px=MESSAGE_TTL_MS).pexpire(lock, MESSAGE_TTL_MS)
+            pipe.incr(computed).pexpire(computed, MESSAGE_TTL_MS)
             pipe.execute()
 
         # the lock now lives as long as the answer: no one computes this message again. If
