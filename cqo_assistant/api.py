@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import difflib
-import functools
-import math
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -220,23 +218,6 @@ class Assistant:
         n = cn_number(word) or _EN_ORDINAL.get(word, 0)  # "第0项" or unparsed: none
         return kids[n - 1] if 1 <= n <= len(kids) else None
 
-    @functools.cached_property
-    def _clause_words(self) -> dict[str, frozenset[str]]:
-        """Each clause's words that say what it is about (its text and title)."""
-        return {
-            cid: frozenset(self._own_words(segment.normalize(c.quote_text + c.title)))
-            for cid, c in self.clause_map.items()
-        }
-
-    def _like(self, last: str) -> dict[str, float]:
-        """How alike each clause's words are to ``last``'s (cosine of the word sets)."""
-        words = self._clause_words
-        a = words[last]
-        return {
-            cid: len(a & b) / math.sqrt(len(a) * len(b)) if a and b else 0.0
-            for cid, b in words.items()
-        }
-
     def search(self, question: str, k: int | None = None, method: str = "hybrid") -> list[Hit]:
         q = check_question(question, self.settings.max_question_chars)
         return self.retriever.search(q, k or self.settings.top_k, method)
@@ -299,7 +280,6 @@ class Assistant:
             prev_words=self._own_words(segment.normalize(history[-1])),
             stands_alone=decide(q, alone, alone_signals, self.clause_map, cfg) == ANSWERED,
             leans=self._leans_on_last(q),
-            like_last=self._like(self.retriever.rank(prev, method)[0][0].clause_id),
         )
         return hits, signals, coverage, turn
 

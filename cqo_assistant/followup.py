@@ -20,9 +20,8 @@ from __future__ import annotations
 
 import json
 import os
-import re
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -32,16 +31,6 @@ from .retrieve import Hit
 from .segment import DATA_DIR
 
 PATH = DATA_DIR / "followup.json"
-# what kind of question a follow-up is, by its question words alone (no domain words): how
-# much each kind leans on the last answer, another chapter's like clause or the introduction is
-# learned
-CUES = {
-    "detail": re.compile(r"具体|详细|展开"),
-    "how": re.compile(r"怎么|咋|如何"),
-    "why": re.compile(r"为啥|为什么|目的|图啥|有啥用|意义|好处"),
-    "who": re.compile(r"谁"),
-    "which": re.compile(r"哪些|哪几|几个|几条"),
-}
 FEATURES = (
     "names_ancestor",  # the follow-up names the title of the clause or one of its ancestors
     "names_ancestor_x_ranked",
@@ -80,11 +69,6 @@ FEATURES = (
     "dense_alone_x_own",
     "fused_prev_x_leans",
     "same_x_own_overlap",
-    "like_last",
-    "like_last_x_no_own",
-    "like_last_x_other_chapter",
-    "like_last_x_other_chapter_x_no_own",
-    *(f"{cue}_x_{k}" for cue in CUES for k in ("same", "other_like", "intro")),
 )
 _DEPTH = 20  # ranks beyond this count as absent
 _CANDIDATES = (5, 3, 3)  # from the final, own and story rankings
@@ -104,9 +88,6 @@ class Turn:
     prev_words: Sequence[str]
     stands_alone: bool  # answered on its own words
     leans: bool  # leans on the last question
-    like_last: Mapping[str, float] = field(default_factory=dict)  # each clause's words beside
-    # the last answer's clause's (cosine of their word sets): "具体要干哪些？" after the duty
-    # 6.4 (品牌建设) is about its work in 7.3 e)
 
     def candidates(self) -> list[str]:
         n_final, n_alone, n_story = _CANDIDATES
@@ -149,10 +130,6 @@ def _overlap(words: Sequence[str], c: Clause) -> float:
     return sum(w in text for w in words) / len(words)
 
 
-def _chapter(cid: str) -> str:
-    return cid.split(".")[0].split(" ")[0]
-
-
 def _names_ancestor(question: str, cid: str, clauses: dict[str, Clause]) -> bool:
     k: str | None = cid
     while k is not None:
@@ -179,7 +156,6 @@ def features(turn: Turn, clauses: dict[str, Clause]) -> tuple[list[str], np.ndar
     dense_alone = _scaled(turn.alone, "dense")
     fused_story, fused_prev = _scaled(turn.story_hits, "score"), _scaled(turn.prev, "score")
     last = turn.prev[0].clause_id if turn.prev else None
-    cues = [float(bool(rx.search(turn.question))) for rx in CUES.values()]
     own = min(len(turn.own_words), 2) / 2
     story, stands, leans = float(turn.story), float(turn.stands_alone), float(turn.leans)
     rows = []
@@ -194,9 +170,6 @@ def features(turn: Turn, clauses: dict[str, Clause]) -> tuple[list[str], np.ndar
         fa, da = fused_alone.get(cid, 0.0), dense_alone.get(cid, 0.0)
         fp = fused_prev.get(cid, 0.0)
         ow, pw = _overlap(turn.own_words, c), _overlap(turn.prev_words, c)
-        like = turn.like_last.get(cid, 0.0) if cid != last else 0.0
-        other = float(last is not None and _chapter(cid) != _chapter(last))
-        intro = float(cid in ("前言", "引言"))
         rows.append(
             [named, named * (rf > 0), heading, float(c.is_item), heading * own,
              rf, ra, rs, rp, same, sib, child, par,
@@ -204,9 +177,7 @@ def features(turn: Turn, clauses: dict[str, Clause]) -> tuple[list[str], np.ndar
              rf * story, ra * story, float(rf == 1.0), float(ra == 1.0),
              float(ra == 1.0) * stands, float(rf == 1.0) * story,
              fa, bm25_alone.get(cid, 0.0), da, fused_story.get(cid, 0.0), fp,
-             ow, pw, ow * own, fa * own, da * own, fp * leans, same * ow,
-             like, like * (own == 0), like * other, like * other * (own == 0),
-             *(v for k in cues for v in (k * same, k * other * like, k * intro))]
+             ow, pw, ow * own, fa * own, da * own, fp * leans, same * ow]
         )  # fmt: skip
     return ids, np.array(rows, dtype=float).reshape(len(ids), len(FEATURES))
 
