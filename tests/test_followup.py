@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from cqo_assistant import Assistant, followup
+from tests.test_cli import cqo
 
 D = len(followup.FEATURES)
 
@@ -129,20 +128,15 @@ def test_only_follow_ups_told_as_a_story_or_alone_are_reordered(
     assert learned._rank_turn(question, history, "bm25")[3] is None  # fitted on hybrid only
 
 
-def _cqo(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    cmd = [sys.executable, "-m", "cqo_assistant.cli", *args]
-    return subprocess.run(cmd, cwd=home, capture_output=True, text=True)
-
-
 def test_fitting_only_on_the_dev_split(home: Path) -> None:
     gold = str(Path(__file__).resolve().parent.parent / "eval" / "gold.jsonl")
-    r = _cqo(home, "eval", "--gold", gold, "--split", "test", "--fit-follow-ups")
+    r = cqo(home, "eval", "--gold", gold, "--split", "test", "--fit-follow-ups")
     assert r.returncode == 2, r.stderr
     assert "fit follow-ups only on the dev split: --split dev" in r.stderr
 
 
 def test_a_missing_gold_file_is_a_clear_error(home: Path) -> None:
-    r = _cqo(home, "eval", "--gold", "no/such.jsonl")
+    r = cqo(home, "eval", "--gold", "/no/such.jsonl")
     assert r.returncode == 2
-    assert "cannot read the gold file no/such.jsonl" in r.stderr
+    assert "cannot read the gold file /no/such.jsonl" in r.stderr
     assert "Traceback" not in r.stderr
