@@ -227,19 +227,22 @@ class Assistant:
     ) -> Answer:
         q = check_question(question, self.settings.max_question_chars)
         cfg = self.answer_config(method)
-        hits, signals, coverage, turn = self._rank_turn(q, self._clean_history(history), method)
+        hits, signals, coverage, turn = self.rank_turn(q, history, method)
         if turn is not None and self.follow_up is not None:
             # the learned order of the best few (``followup``); coverage stays the rules'
             by_id = {h.clause_id: h for h in hits}
             hits = [by_id[c] for c in self.follow_up.order(turn, self.clause_map)]
         return compose(q, hits, signals, self.clause_map, cfg, coverage)
 
-    def _rank_turn(
-        self, q: str, history: list[str], method: str
+    def rank_turn(
+        self, question: str, history: list[str] | None = None, method: str = "hybrid"
     ) -> tuple[list[Hit], QuerySignals, str, Turn | None]:
-        """The rules' ranking of a clean question, its signals and coverage, and — for a
-        follow-up retrieved alone or as a story with ``hybrid`` — the :class:`Turn` the learned
-        order reads (else None)."""
+        """The rules' ranking of a question asked after ``history``, its signals and coverage,
+        and — for a follow-up retrieved alone or as a story with ``hybrid`` — the
+        :class:`Turn` the learned order reads (else None). ``cqo eval --fit-follow-ups`` fits
+        the order on these turns."""
+        q = check_question(question, self.settings.max_question_chars)
+        history = self._clean_history(history)
         cfg = self.answer_config(method)
         text, kind = self._context(q, history, method)
         if kind != "story":

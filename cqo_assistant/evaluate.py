@@ -743,15 +743,12 @@ def follow_up_groups(
 ) -> tuple[list[followup.Group], list[str]]:
     """Each answerable follow-up the learned order applies to, as (candidate features, which
     candidates are right), with its dialog's id (cross-validation keeps a dialog together)."""
-    from .api import check_question
-
     groups, keys = [], []
     for d in dialogs:
         history: list[str] = []
         for q, gold in d.turns:
             if history and gold:
-                clean = assistant._clean_history(history)
-                turn = assistant._rank_turn(check_question(q, 10**6), clean, "hybrid")[3]
+                turn = assistant.rank_turn(q, history)[3]
                 if turn is not None:
                     ids, x = followup.features(turn, assistant.clause_map)
                     right = [any(matches(c, g, parents, True) for g in gold) for c in ids]

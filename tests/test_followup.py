@@ -123,9 +123,9 @@ def test_the_learned_order_moves_a_follow_up_to_the_clause_it_names(
 def test_only_follow_ups_told_as_a_story_or_alone_are_reordered(
     learned: Assistant, question: str, history: list[str], reordered: bool
 ) -> None:
-    turn = learned._rank_turn(question, history, "hybrid")[3]
+    turn = learned.rank_turn(question, history)[3]
     assert (turn is not None) == reordered
-    assert learned._rank_turn(question, history, "bm25")[3] is None  # fitted on hybrid only
+    assert learned.rank_turn(question, history, "bm25")[3] is None  # fitted on hybrid only
 
 
 def test_fitting_only_on_the_dev_split(home: Path) -> None:
