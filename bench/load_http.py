@@ -85,14 +85,24 @@ def start_server(port: int, workers: int, cache: int = 0) -> subprocess.Popen:
     env = {**os.environ, "CQO_RATE_LIMIT_PER_MIN": "0"}  # measuring capacity, not the limiter
     env["CQO_ANSWER_CACHE"] = str(cache)
     proc = subprocess.Popen([*cmd, "--workers", str(workers)], env=env, stderr=subprocess.DEVNULL)
-    for _ in range(300):
+    return wait_up(proc, port, 300)
+
+
+def wait_up(
+    proc: subprocess.Popen, port: int, tries: int, log: Path | None = None
+) -> subprocess.Popen:
+    """``proc`` once its /healthz answers 200 (``tries`` × about 0.1 s), else killed."""
+    for _ in range(tries):
+        if proc.poll() is not None:
+            tail = log.read_text()[-800:] if log else ""
+            raise RuntimeError(f"cqo serve exited {tail}")
         try:
             if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
                 return proc
         except httpx.HTTPError:
             time.sleep(0.1)
     proc.kill()
-    raise RuntimeError("server did not start")
+    raise RuntimeError("cqo serve did not start")
 
 
 def gold_questions() -> list[str]:

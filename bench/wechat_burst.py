@@ -23,11 +23,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -48,8 +46,10 @@ from cqo_assistant.wechat_bot import SLOW, TOO_FAST  # noqa: E402
 from tests.wechat_api_standin import APP_SECRET, APPID, StandIn, standin  # noqa: E402
 
 if __package__:  # imported as bench.X (the tests)
+    from .load_http import free_port, gold_questions, wait_up
     from .results import write_section
 else:  # run as a script: bench/ is first on sys.path
+    from load_http import free_port, gold_questions, wait_up
     from results import write_section
 
 TOKEN = "burst-token"
@@ -57,12 +57,6 @@ WECHAT_TIMEOUT = 5.0  # WeChat hangs up after 5 s and delivers again
 DELIVERIES = 3
 CS_SEND = "/cgi-bin/message/custom/send"
 CONTENT = re.compile(r"<Content><!\[CDATA\[(.*?)\]\]></Content>", re.S)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def start_redis(d: Path) -> tuple[subprocess.Popen, str]:
@@ -102,21 +96,7 @@ def start_server(port: int, workers: int, home: Path, redis_url: str, api: str, 
     cmd = [sys.executable, "-m", "cqo_assistant.cli", "serve", "--port", str(port)]
     with log.open("wb") as err:
         proc = subprocess.Popen([*cmd, "--workers", str(workers)], env=env, stderr=err)
-    for _ in range(1200):
-        if proc.poll() is not None:
-            raise RuntimeError(f"cqo serve exited: {log.read_text()[-800:]}")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    proc.kill()
-    raise RuntimeError("cqo serve did not start")
-
-
-def gold_questions() -> list[str]:
-    gold = ROOT / "eval" / "gold.jsonl"
-    return [json.loads(x)["question"] for x in gold.read_text("utf-8").splitlines() if x]
+    return wait_up(proc, port, 1200, log)
 
 
 def message_xml(user: str, question: str, msg_id: int, created: int) -> str:
