@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -99,6 +100,40 @@ def start_redis(d: Path, port: int | None = None) -> tuple[subprocess.Popen, str
         proc.wait()
     log = (d / "redis.log").read_text() if (d / "redis.log").exists() else ""
     pytest.fail(f"redis-server did not start: {log[-500:]}")
+
+
+def start_chroma(d: Path) -> tuple[subprocess.Popen, str]:
+    """A real Chroma server (``chroma run``, the venv's chromadb) on a free loopback port, data in
+    ``d``: the process and its URL, once its heartbeat answers."""
+    import httpx
+
+    from tests.http_helpers import free_port
+
+    exe = Path(sys.executable).parent / "chroma"
+    if not exe.exists():
+        skip_or_fail(f"{exe} not found; the chromadb package installs it")
+    d.mkdir(parents=True, exist_ok=True)
+    log = d / "chroma.log"
+    for _ in range(3):  # a free port may be taken before chroma binds it: take another
+        port = free_port()
+        with log.open("wb") as out:
+            proc = subprocess.Popen(
+                [str(exe), "run", "--path", str(d / "db"), "--host", "127.0.0.1",
+                 "--port", str(port)],
+                stdout=out, stderr=subprocess.STDOUT,
+                env={**os.environ, "ANONYMIZED_TELEMETRY": "False"},
+            )  # fmt: skip
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while proc.poll() is None and time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{url}/api/v2/heartbeat", timeout=2).status_code == 200:
+                    return proc, url
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        proc.kill()
+        proc.wait()
+    pytest.fail(f"chroma run did not start: {log.read_text(errors='replace')[-500:]}")
 
 
 @pytest.fixture(scope="session")

@@ -173,30 +173,12 @@ def test_access_log_truncates_questions(base: str, caplog: pytest.LogCaptureFixt
 @pytest.mark.slow
 def test_chroma_server(tmp_path: Path, home: Path) -> None:
     """The dense side against a real `chroma run` server on loopback."""
-    import os
     import shutil
-    import subprocess
-    import sys
-    import time
 
-    from tests.http_helpers import free_port
+    from tests.conftest import start_chroma
 
-    port = free_port()
-    chroma = Path(sys.executable).parent / "chroma"
-    proc = subprocess.Popen(
-        [str(chroma), "run", "--path", str(tmp_path / "db"), "--host", "127.0.0.1",
-         "--port", str(port)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        env={**os.environ, "ANONYMIZED_TELEMETRY": "False"},
-    )  # fmt: skip
+    proc, url = start_chroma(tmp_path / "chroma")
     try:
-        url = f"http://127.0.0.1:{port}"
-        for _ in range(200):
-            try:
-                if httpx.get(f"{url}/api/v2/heartbeat").status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
         h = tmp_path / "h"
         (h / "corpus").mkdir(parents=True)
         shutil.copytree(home / "corpus", h / "corpus", dirs_exist_ok=True)

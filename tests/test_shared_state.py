@@ -1,6 +1,7 @@
 """State shared in Redis (``CQO_REDIS_URL``, cqo_assistant/http/shared.py), against a real
-``redis-server`` (conftest's fixture): two real ``cqo serve`` processes sharing one Redis, and
-what the service does when Redis goes away while it runs."""
+``redis-server`` (conftest's fixture): two real ``cqo serve`` processes sharing one Redis (and,
+once, one ``chroma run`` server for the vectors), and what the service does when Redis goes away
+while it runs."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import sys
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -20,13 +22,14 @@ import pytest
 
 from cqo_assistant import Assistant, Settings
 from cqo_assistant.http import create_app, shared
-from cqo_assistant.index import current_dir
-from tests.conftest import copy_home, start_redis
+from cqo_assistant.index import build_index, current_dir
+from tests.conftest import copy_home, start_chroma, start_redis
 from tests.http_helpers import free_port, serve, wait_healthy
 from tests.test_wechat import TOKEN, query, reply_content, text_xml
 
 Q = "首席质量官需要什么学历？"
 Q2 = "首席质量官有哪些职权？"
+Q3 = "首席质量官有一票否决权吗？"
 
 
 def health(url: str) -> dict:
@@ -46,41 +49,48 @@ def deliver(url: str, xml: str) -> httpx.Response:
 # ---- two real `cqo serve` instances, one Redis --------------------------------------------------
 
 
+@contextmanager
+def two_instances(d: Path, env: dict[str, str]) -> Iterator[list[str]]:
+    """Two real ``cqo serve`` processes, A and B, with ``env`` on top of this one's: their URLs
+    once both are healthy. A's bot replies take 1.5 s longer (``CQO_MSG_PAUSE``), so a retry can
+    land on B while A computes."""
+    procs, urls = [], []
+    try:
+        for name, extra in (("a", {"CQO_MSG_PAUSE": "1.5"}), ("b", {})):
+            port = free_port()
+            with (d / f"{name}.err").open("wb") as err:
+                cmd = [sys.executable, "-m", "cqo_assistant.cli", "serve", "--port", str(port)]
+                procs.append(subprocess.Popen(cmd, env={**os.environ, **env, **extra}, stderr=err))
+            urls.append(f"http://127.0.0.1:{port}")
+        for url, proc in zip(urls, procs, strict=True):
+            wait_healthy(url, proc)
+        yield urls
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            proc.wait(timeout=30)
+
+
 @pytest.fixture(scope="module")
 def pair(
     home: Path, tmp_path_factory: pytest.TempPathFactory, redis_server: str
 ) -> Iterator[tuple[list[str], Path, str]]:
-    """Instances A and B ([url_a, url_b]) on one project home (its index can be rebuilt), with
-    WeChat on and 3 requests a minute per client. A's bot replies take 1.5 s longer
-    (``CQO_MSG_PAUSE``), so a retry can land on B while A computes."""
+    """Instances A and B ([url_a, url_b], ``two_instances``) on one project home (its index can
+    be rebuilt), with WeChat on and 3 requests a minute per client."""
     import redis
 
     redis.Redis.from_url(redis_server).flushall()
     d = tmp_path_factory.mktemp("pair")
     h = copy_home(home, d / "h")
     env = {
-        **os.environ,
         "CQO_HOME": str(h),
         "CQO_REDIS_URL": redis_server,
         "CQO_WECHAT_TOKEN": TOKEN,
         "CQO_RATE_LIMIT_PER_MIN": "3",
     }
-    procs, urls = [], []
-    for name, extra in (("a", {"CQO_MSG_PAUSE": "1.5"}), ("b", {})):
-        port = free_port()
-        with (d / f"{name}.err").open("wb") as err:
-            cmd = [sys.executable, "-m", "cqo_assistant.cli", "serve", "--port", str(port)]
-            procs.append(subprocess.Popen(cmd, env={**env, **extra}, stderr=err))
-        urls.append(f"http://127.0.0.1:{port}")
-    try:
-        for url, proc in zip(urls, procs, strict=True):
-            wait_healthy(url, proc)
+    with two_instances(d, env) as urls:
         yield urls, h, redis_server
-    finally:
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            proc.wait(timeout=30)
 
 
 @pytest.mark.slow
@@ -165,6 +175,70 @@ def test_answer_cache_hit_across_instances_not_across_index_builds(pair) -> None
     assert counts(b) == (before_b[0] + 1, before_b[1])  # a hit: A's answer on the new build
     keys = redis.Redis.from_url(url, decode_responses=True).keys("cqo:answer:*")
     assert {k.split(":")[2] for k in keys} >= {old.name, new.name}
+
+
+@pytest.mark.slow
+def test_two_instances_on_one_chroma_server_and_one_redis(home: Path, tmp_path: Path) -> None:
+    """The whole shared setup: one ``chroma run`` server holds the vectors, one redis-server
+    the shared state, two ``cqo serve`` processes use both. Each answers through the Chroma
+    server; a WeChat retry on B gets A's reply, computed once; 3 requests a minute per client
+    hold over both."""
+    import redis
+
+    chroma, chroma_url = start_chroma(tmp_path / "chroma")
+    redis_proc, redis_url = start_redis(tmp_path / "redis")
+    try:
+        h = copy_home(home, tmp_path / "h")  # a rebuild reuses its embeddings: no re-embedding
+        built = build_index(Settings.load(home=h, chroma_url=chroma_url), progress=lambda _: None)
+        assert built["chroma_url"] == chroma_url
+        assert not (current_dir(h / "index") / "chroma").exists()  # vectors live on the server
+        env = {
+            "CQO_HOME": str(h),
+            "CQO_CHROMA_URL": chroma_url,
+            "CQO_REDIS_URL": redis_url,
+            "CQO_WECHAT_TOKEN": TOKEN,
+            "CQO_RATE_LIMIT_PER_MIN": "3",
+        }
+        with two_instances(tmp_path, env) as (a, b):
+            for u in (a, b):
+                state = health(u)
+                assert state["vector_store"] == f"chroma server {chroma_url}"
+                assert state["shared_state"]["state"] == "ok"
+            # (1) each computes its own question (a miss: not from Redis) through the server
+            for u, question, clause in ((a, Q3, "8.1 d)"), (b, Q, "5.1 e)")):
+                misses = health(u)["answer_cache"]["misses"]
+                r = ask(u, question, "10.18.1.1" if u == a else "10.18.1.2")
+                assert r.status_code == 200 and r.json()["citations"][0]["clause"] == clause
+                assert health(u)["answer_cache"]["misses"] == misses + 1
+
+            # (2) a WeChat message on A (1.5 s slower), its retry on B while A computes
+            r = redis.Redis.from_url(redis_url)
+            xml = text_xml(Q2, "770201")
+            with ThreadPoolExecutor(2) as pool:
+                first = pool.submit(deliver, a, xml)
+                deadline = time.monotonic() + 30
+                while not r.exists("cqo:msg:msg:770201:lock"):
+                    assert time.monotonic() < deadline and not first.done(), "A never claimed it"
+                    time.sleep(0.02)
+                assert not r.exists("cqo:msg:msg:770201:answer")  # not answered yet
+                retry = pool.submit(deliver, b, xml)
+                ra, rb = first.result(), retry.result()
+            assert ra.status_code == rb.status_code == 200
+            assert "8.1" in reply_content(ra.text)
+            assert reply_content(rb.text) == reply_content(ra.text)
+            assert r.get("cqo:msg:msg:770201:n") == b"2"
+            computed = [health(u)["shared_state"]["messages_computed"] for u in (a, b)]
+            assert computed == [1, 0]
+
+            # (3) 3 requests a minute per client, over both instances
+            one = {"X-Forwarded-For": "10.18.0.1"}
+            codes = [httpx.get(f"{u}/v1/models", headers=one).status_code for u in (a, b, a, b)]
+            assert codes == [200, 200, 200, 429]
+    finally:
+        for proc in (chroma, redis_proc):
+            proc.terminate()
+        for proc in (chroma, redis_proc):
+            proc.wait(timeout=20)
 
 
 # ---- Redis going away while the service runs ----------------------------------------------------
