@@ -123,9 +123,10 @@ class Assistant:
                 continue
         return out[-_MAX_HISTORY:]
 
-    def _context(self, question: str, history: list[str], method: str) -> tuple[str, str]:
-        """(text to retrieve, how: one of ``_KINDS``) for a question asked after ``history``
-        (earlier questions, oldest first).
+    def _context(self, question: str, history: list[str], method: str) -> tuple[str, str, str]:
+        """(text to retrieve, how: one of ``_KINDS``, the last question in its own context or
+        "" when not needed) for a question asked after ``history`` (earlier questions, oldest
+        first).
 
         - A topic switch ("另外，…"), a clause number, or a question about something the
           standard never names or a clause it does not have ("工资是多少？", "5.4条呢") is
@@ -140,14 +141,14 @@ class Assistant:
           dialogs and lowered follow-up hit@1.)
         - Any other question is retrieved on its own."""
         if _SWITCH.match(question):
-            return _SWITCH.sub("", question) or question, "switch"
+            return _SWITCH.sub("", question) or question, "switch", ""
         if not history:
-            return question, "first"
+            return question, "first", ""
         if self.retriever.analyse(question).refs:
-            return question, "ref"
+            return question, "ref", ""
         alone_hits, alone = self.retriever.rank(question, method)
         if alone.unknown or alone.missing:
-            return question, "unknown"
+            return question, "unknown", ""
         prev = self._context(history[-1], history[:-1], method)[0]
         q = segment.normalize(question)
         if m := _ORDINAL.search(q):
@@ -157,12 +158,12 @@ class Assistant:
             last = self._named_list(q[: m.start()], method) or self.retriever.rank(prev, method)[0]
             target = self._nth_of(last[0].clause_id, m) if last else None
             if target:
-                return f"{self.clause_map[target].number} {rest}".strip(), "ordinal"
+                return f"{self.clause_map[target].number} {rest}".strip(), "ordinal", prev
         cfg = self.answer_config(method)
         stands_alone = decide(question, alone_hits, alone, self.clause_map, cfg) == ANSWERED
         if self._leans_on_last(question) or not stands_alone:
-            return _story(prev, question), "story"
-        return question, "alone"
+            return _story(prev, question), "story", prev
+        return question, "alone", prev
 
     def _leans_on_last(self, question: str) -> bool:
         q = segment.normalize(question)
@@ -244,11 +245,11 @@ class Assistant:
         q = check_question(question, self.settings.max_question_chars)
         history = self._clean_history(history)
         cfg = self.answer_config(method)
-        text, kind = self._context(q, history, method)
+        text, kind, prev = self._context(q, history, method)
         if kind != "story":
             hits, signals = self.retriever.rank(text, method)
             coverage = decide(q, hits, signals, self.clause_map, cfg)
-            alone, alone_signals = hits, signals
+            alone, stands_alone = hits, coverage == ANSWERED  # for "alone", text is q
         else:  # a follow-up retrieved as a story after the last question
             alone, alone_signals = self.retriever.rank(q, method)
             # with words of its own ("那关键岗位责任制呢？" after 7.2 b)), its own ranking votes
@@ -257,21 +258,17 @@ class Assistant:
             weight = _OWN_WEIGHT if alone_signals.content else 0.0
             hits, signals = self.retriever.rank(text, method, also=q, also_weight=weight)
             coverage = decide(q, hits, signals, self.clause_map, cfg)
+            stands_alone = decide(q, alone, alone_signals, self.clause_map, cfg) == ANSWERED
             # the last question's words lend a follow-up confidence it may not deserve: one
             # with words of its own that would not be answered on its own ("要开职代会表决吗？")
             # is at most "closest" (on the dev dialogs this left more unanswerable follow-ups
             # unanswered than counting only "not covered" alone, at the cost of a few
             # answerable ones shown as closest). One with none ("具体有哪些？") is never
             # answered alone: the story decides.
-            if (
-                alone_signals.content
-                and coverage == ANSWERED
-                and decide(q, alone, alone_signals, self.clause_map, cfg) != ANSWERED
-            ):
+            if alone_signals.content and coverage == ANSWERED and not stands_alone:
                 coverage = CLOSEST
         if kind not in ("story", "alone") or method != "hybrid":
             return hits, signals, coverage, None
-        prev = self._context(history[-1], history[:-1], method)[0]
         turn = Turn(
             question=segment.normalize(q),
             story=kind == "story",
@@ -281,7 +278,7 @@ class Assistant:
             prev=self.retriever.rank(prev, method)[0],
             own_words=self._own_words(segment.normalize(q)),
             prev_words=self._own_words(segment.normalize(history[-1])),
-            stands_alone=decide(q, alone, alone_signals, self.clause_map, cfg) == ANSWERED,
+            stands_alone=stands_alone,
             leans=self._leans_on_last(q),
         )
         return hits, signals, coverage, turn

@@ -192,7 +192,8 @@ class FollowUpModel:
         ids, x = features(turn, clauses)
         scores = x @ np.array(self.weights)
         best = [ids[i] for i in np.argsort(-scores, kind="stable")]
-        return best + [h.clause_id for h in turn.final if h.clause_id not in set(best)]
+        chosen = set(best)
+        return best + [h.clause_id for h in turn.final if h.clause_id not in chosen]
 
     @classmethod
     def load(cls, embedder: str, path: Path | None = None) -> FollowUpModel | None:
