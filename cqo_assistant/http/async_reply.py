@@ -66,42 +66,56 @@ def _session(timeout: float) -> Any:
     return Session()
 
 
+def _client(
+    base_client: type,
+    base: str,
+    token_path: str,
+    params: Callable[[Any], dict],
+    *args: Any,
+    timeout: float,
+) -> Any:
+    """wechatpy's ``base_client`` with its API and its token request on ``base`` (wechatpy's
+    token fetch names the real host), its own token retry off (unbounded; ``Sender`` refreshes
+    once) and a default timeout on every request."""
+    base = base.rstrip("/")
+
+    class Client(base_client):  # type: ignore[misc,valid-type]
+        API_BASE_URL = f"{base}/cgi-bin/"
+
+        def fetch_access_token(self) -> Any:
+            url = f"{base}/cgi-bin/{token_path}"
+            return self._fetch_access_token(url=url, params=params(self))
+
+    client = Client(*args, timeout=timeout)
+    client.auto_retry = False
+    client._http = _session(timeout)
+    return client
+
+
 def wechat_client(settings: Settings, timeout: float = TIMEOUT) -> Any:
     """wechatpy's Official Account client, on ``settings.wechat_api_base``."""
     from wechatpy import WeChatClient
 
-    base = settings.wechat_api_base.rstrip("/")
+    def params(c: Any) -> dict:
+        return {"grant_type": "client_credential", "appid": c.appid, "secret": c.secret}
 
-    class Client(WeChatClient):  # type: ignore[misc]
-        API_BASE_URL = f"{base}/cgi-bin/"
-
-        def fetch_access_token(self) -> Any:  # wechatpy's names the real host
-            params = {"grant_type": "client_credential", "appid": self.appid, "secret": self.secret}
-            return self._fetch_access_token(url=f"{base}/cgi-bin/token", params=params)
-
-    client = Client(settings.wechat_appid, settings.wechat_app_secret, timeout=timeout)
-    client.auto_retry = False  # its token retry has no bound; Sender refreshes once
-    client._http = _session(timeout)
-    return client
+    return _client(
+        WeChatClient, settings.wechat_api_base, "token", params,
+        settings.wechat_appid, settings.wechat_app_secret, timeout=timeout,
+    )  # fmt: skip
 
 
 def wecom_client(settings: Settings, timeout: float = TIMEOUT) -> Any:
     """wechatpy's WeCom client, on ``settings.wecom_api_base``."""
     from wechatpy.enterprise import WeChatClient
 
-    base = settings.wecom_api_base.rstrip("/")
+    def params(c: Any) -> dict:
+        return {"corpid": c.corp_id, "corpsecret": c.secret}
 
-    class Client(WeChatClient):  # type: ignore[misc]
-        API_BASE_URL = f"{base}/cgi-bin/"
-
-        def fetch_access_token(self) -> Any:
-            params = {"corpid": self.corp_id, "corpsecret": self.secret}
-            return self._fetch_access_token(url=f"{base}/cgi-bin/gettoken", params=params)
-
-    client = Client(settings.wecom_corp_id, settings.wecom_secret, timeout=timeout)
-    client.auto_retry = False
-    client._http = _session(timeout)
-    return client
+    return _client(
+        WeChatClient, settings.wecom_api_base, "gettoken", params,
+        settings.wecom_corp_id, settings.wecom_secret, timeout=timeout,
+    )  # fmt: skip
 
 
 def _retryable(e: Exception) -> bool:

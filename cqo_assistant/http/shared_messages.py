@@ -77,6 +77,10 @@ class SharedMessageCache:
         base = f"{PREFIX}msg:{key}"
         return f"{base}:n", f"{base}:lock", f"{base}:answer"
 
+    @staticmethod
+    def _computed_key(key: str) -> str:
+        return f"{PREFIX}msg:{key}:computed"  # how many times the message was computed
+
     def seen(self, key: str) -> bool:
         with self._lock:
             if key in self._futures:
@@ -122,19 +126,19 @@ class SharedMessageCache:
         _chain(self._pool.submit(self._compute_and_store, key, compute), fut)
 
     def _compute_and_store(self, key: str, compute: Callable[[], str]) -> str:
-        _, lock, answer = self._keys(key)
         if pause := float(os.environ.get("CQO_MSG_PAUSE") or 0):
             time.sleep(pause)  # fault-injection hook: a slow machine, for the tests
         try:
             text = compute()
         except Exception as e:  # kept, as MessageCache keeps it: a retry gets it, not a rerun
-            self._store(lock, answer, json.dumps({"error": type(e).__name__}))
+            self._store(key, json.dumps({"error": type(e).__name__}))
             raise
-        self._store(lock, answer, json.dumps({"text": text}, ensure_ascii=False))
+        self._store(key, json.dumps({"text": text}, ensure_ascii=False))
         return text
 
-    def _store(self, lock: str, answer: str, value: str) -> None:
-        computed = answer.removesuffix(":answer") + ":computed"  # computations of the message
+    def _store(self, key: str, value: str) -> None:
+        _, lock, answer = self._keys(key)
+        computed = self._computed_key(key)
 
         def store(r: redis.Redis) -> None:
             pipe = r.pipeline(transaction=True)
