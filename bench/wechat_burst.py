@@ -43,6 +43,7 @@ if str(ROOT) not in sys.path:
 
 from cqo_assistant.http.bots import wechat_signature  # noqa: E402
 from cqo_assistant.wechat_bot import SLOW, TOO_FAST  # noqa: E402
+from tests.http_helpers import launch_redis  # noqa: E402
 from tests.wechat_api_standin import APP_SECRET, APPID, StandIn, standin  # noqa: E402
 
 if __package__:  # imported as bench.X (the tests)
@@ -60,26 +61,10 @@ CONTENT = re.compile(r"<Content><!\[CDATA\[(.*?)\]\]></Content>", re.S)
 
 
 def start_redis(d: Path) -> tuple[subprocess.Popen, str]:
-    import redis
-
     exe = shutil.which("redis-server")
     if exe is None:
         raise SystemExit("redis-server not found: apt-get install redis-server")
-    port = free_port()
-    proc = subprocess.Popen(
-        [exe, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(d), "--save", "",
-         "--appendonly", "no", "--logfile", str(d / "redis.log")],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    url = f"redis://127.0.0.1:{port}/0"
-    for _ in range(200):
-        try:
-            redis.Redis.from_url(url, socket_timeout=1).ping()
-            return proc, url
-        except redis.ConnectionError:
-            time.sleep(0.05)
-    proc.kill()
-    raise RuntimeError("redis-server did not start")
+    return launch_redis(exe, d, free_port())
 
 
 def start_server(port: int, workers: int, home: Path, redis_url: str, api: str, log: Path):

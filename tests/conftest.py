@@ -7,6 +7,7 @@ hide browser or rendering tests that never ran.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -76,28 +77,12 @@ def start_redis(d: Path, port: int | None = None) -> tuple[subprocess.Popen, str
     ``port``), data in ``d``, nothing saved: the process and its URL. Missing binary: skipped
     locally, a failure with ``CI=true``."""
     exe = require_tool("redis-server", hint="apt-get install redis-server (make system-deps)")
-    import redis
-
-    from tests.http_helpers import free_port
+    from tests.http_helpers import free_port, launch_redis
 
     d.mkdir(parents=True, exist_ok=True)
     for _ in range(5):  # a free port may be taken before redis binds it: take another
-        p = port or free_port()
-        proc = subprocess.Popen(
-            [exe, "--port", str(p), "--bind", "127.0.0.1", "--dir", str(d), "--save", "",
-             "--appendonly", "no", "--logfile", str(d / "redis.log")],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        url = f"redis://127.0.0.1:{p}/0"
-        deadline = time.monotonic() + 10
-        while proc.poll() is None and time.monotonic() < deadline:
-            try:
-                redis.Redis.from_url(url, socket_timeout=1).ping()
-                return proc, url
-            except redis.ConnectionError:
-                time.sleep(0.05)
-        proc.kill()
-        proc.wait()
+        with contextlib.suppress(RuntimeError):
+            return launch_redis(exe, d, port or free_port())
     log = (d / "redis.log").read_text() if (d / "redis.log").exists() else ""
     pytest.fail(f"redis-server did not start: {log[-500:]}")
 

@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -18,6 +19,30 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def launch_redis(exe: str, d: Path, port: int, wait: float = 10) -> tuple[subprocess.Popen, str]:
+    """``redis-server`` on loopback ``port``, data in ``d``, nothing saved: the process and its
+    URL once it answers PING. RuntimeError (the process stopped) when it does not in ``wait``
+    seconds (e.g. the port was taken meanwhile)."""
+    import redis
+
+    proc = subprocess.Popen(
+        [exe, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(d), "--save", "",
+         "--appendonly", "no", "--logfile", str(d / "redis.log")],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    url = f"redis://127.0.0.1:{port}/0"
+    deadline = time.monotonic() + wait
+    while proc.poll() is None and time.monotonic() < deadline:
+        try:
+            redis.Redis.from_url(url, socket_timeout=1).ping()
+            return proc, url
+        except redis.ConnectionError:
+            time.sleep(0.05)
+    proc.kill()
+    proc.wait()
+    raise RuntimeError(f"redis-server did not start on port {port}")
 
 
 @contextmanager
