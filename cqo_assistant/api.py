@@ -10,7 +10,7 @@ from typing import Any
 from . import segment
 from .answer import ANSWERED, CLOSEST, Answer, AnswerConfig, compose, decide
 from .errors import InputError, UnknownClauseError
-from .followup import FollowUpModel, Turn
+from .followup import FollowUpModel, Turn, bank_votes
 from .index import LoadedIndex, load_index
 from .parse import Clause
 from .query import cn_number
@@ -280,8 +280,13 @@ class Assistant:
             prev_words=self._own_words(segment.normalize(history[-1])),
             stands_alone=stands_alone,
             leans=self._leans_on_last(q),
+            bank_own=self._bank_votes(segment.normalize(q)),
+            bank_story=self._bank_votes(segment.normalize(f"{history[-1]} {q}")),
         )
         return hits, signals, coverage, turn
+
+    def _bank_votes(self, text: str) -> dict[str, float]:
+        return bank_votes(self.retriever.bank_similarity(text), self.retriever.index.bank.entries)
 
     def answer_config(self, method: str = "hybrid") -> AnswerConfig:
         """BM25 alone has no dense scores: its answers are judged on words only."""

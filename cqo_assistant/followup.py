@@ -8,7 +8,11 @@ after 8.1 g) wants the sibling its own words name, "具体有哪些？" wants th
 is learned: each candidate clause gets features from the rankings we already have (the rules'
 final ranking, the follow-up's own, the story's, the last question's), from its place relative
 to the last answer's clause (same, sibling, child, parent), and from the follow-up's own words;
-a conditional logit (softmax over one turn's candidates) scores them. Its weights are fitted by
+and from the question bank: the bank questions nearest in meaning to the follow-up alone, and
+to the last question and the follow-up together, vote for their clauses (a follow-up with no
+words of its own, "在这上面他有什么权？" or "钱从哪来？", is still near the bank's questions about
+powers or funds, so the votes say which chapter it turns to). A conditional logit (softmax over
+one turn's candidates) scores them. Its weights are fitted by
 ``cqo eval --split dev --fit-follow-ups`` on the training dialogs
 (``corpus/<code>.dialogs.jsonl``, written blind from the standard) and the dev dialogs, and
 saved in ``data/followup.json`` with the embedder they were fitted with (dense scores are on
@@ -20,12 +24,13 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from .bank import BankEntry
 from .parse import Clause
 from .retrieve import Hit
 from .segment import DATA_DIR
@@ -69,7 +74,14 @@ FEATURES = (
     "dense_alone_x_own",
     "fused_prev_x_leans",
     "same_x_own_overlap",
+    "bank_own_chapter",  # share of the votes of the 20 bank questions nearest the follow-up
+    "bank_own_clause",  # alone for the clause's chapter, the clause, its family (itself, its
+    "bank_own_family",  # parent, its items)
+    "bank_story_chapter",  # … nearest the last question and the follow-up together
+    "bank_story_clause",
+    "bank_story_family",
 )
+BANK_NEIGHBOURS = 20
 _DEPTH = 20  # ranks beyond this count as absent
 _CANDIDATES = (5, 3, 3)  # from the final, own and story rankings
 
@@ -88,6 +100,8 @@ class Turn:
     prev_words: Sequence[str]
     stands_alone: bool  # answered on its own words
     leans: bool  # leans on the last question
+    bank_own: Mapping[str, float] = field(default_factory=dict)  # bank_votes, follow-up alone
+    bank_story: Mapping[str, float] = field(default_factory=dict)  # … after the last question
 
     def candidates(self) -> list[str]:
         n_final, n_alone, n_story = _CANDIDATES
@@ -140,6 +154,44 @@ def _names_ancestor(question: str, cid: str, clauses: dict[str, Clause]) -> bool
     return False
 
 
+def bank_votes(
+    similarity: np.ndarray, entries: Sequence[BankEntry], k: int = BANK_NEIGHBOURS
+) -> dict[str, float]:
+    """Each clause's share of the votes of the ``k`` bank questions most similar to a text
+    (``similarity``: cosine to every entry): a question votes its cosine (at least 0), split
+    among its clauses; an unanswerable one votes for none, so its weight lowers every share."""
+    top = np.argsort(-similarity, kind="stable")[:k]
+    weights = np.maximum(similarity[top], 0.0)
+    total = float(weights.sum()) + 1e-9
+    votes: dict[str, float] = {}
+    for i, w in zip(top, weights, strict=True):
+        cs = entries[i].clauses
+        for c in cs:
+            votes[c] = votes.get(c, 0.0) + float(w) / len(cs) / total
+    return votes
+
+
+def _chapter(cid: str, clauses: dict[str, Clause]) -> str:
+    while (parent := clauses[cid].parent) is not None:
+        cid = parent
+    return cid
+
+
+def _vote_features(cid: str, votes: Mapping[str, float], clauses: dict[str, Clause]) -> list[float]:
+    """(chapter, clause, family) shares of ``votes`` for candidate ``cid``."""
+    chapter = _chapter(cid, clauses)
+    c = clauses[cid]
+    return [
+        sum(v for k, v in votes.items() if k in clauses and _chapter(k, clauses) == chapter),
+        votes.get(cid, 0.0),
+        sum(
+            v
+            for k, v in votes.items()
+            if k == cid or k == c.parent or (k in clauses and clauses[k].parent == cid)
+        ),
+    ]
+
+
 def features(turn: Turn, clauses: dict[str, Clause]) -> tuple[list[str], np.ndarray]:
     """The candidates of ``turn`` and their feature rows (columns as ``FEATURES``)."""
     ids = turn.candidates()
@@ -177,7 +229,9 @@ def features(turn: Turn, clauses: dict[str, Clause]) -> tuple[list[str], np.ndar
              rf * story, ra * story, float(rf == 1.0), float(ra == 1.0),
              float(ra == 1.0) * stands, float(rf == 1.0) * story,
              fa, bm25_alone.get(cid, 0.0), da, fused_story.get(cid, 0.0), fp,
-             ow, pw, ow * own, fa * own, da * own, fp * leans, same * ow]
+             ow, pw, ow * own, fa * own, da * own, fp * leans, same * ow,
+             *_vote_features(cid, turn.bank_own, clauses),
+             *_vote_features(cid, turn.bank_story, clauses)]
         )  # fmt: skip
     return ids, np.array(rows, dtype=float).reshape(len(ids), len(FEATURES))
 
@@ -218,7 +272,7 @@ def fit(groups: Sequence[Group], lam: float, steps: int = 50) -> np.ndarray:
     each turn, with an L2 penalty ``lam``; Newton's method (the loss is convex). Turns where
     every candidate or none is right carry no information and are skipped."""
     usable = [(x, y / y.sum()) for x, y in groups if 0 < y.sum() < len(y)]
-    d = len(FEATURES)
+    d = usable[0][0].shape[1] if usable else len(FEATURES)
     w = np.zeros(d)
     for _ in range(steps):
         grad, hess = lam * w, lam * np.eye(d)

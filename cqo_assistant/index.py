@@ -23,6 +23,7 @@ and inside each ``v-*`` folder::
                     query embeddings (3,000 × 384 float32 is 4.6 MB: a matrix product per
                     question, no ANN needed at this size)
     chroma/         chromadb PersistentClient store, collection ``cqo_clauses``
+    vectors.npy     the same clause vectors (float32, index order), read at query time
 
 Why not llama-index's BM25Retriever: it ignores a custom tokenizer (bm25s underneath), so Chinese
 scores 0. Why embeddings are always passed to Chroma: its default embedding function downloads a
@@ -34,6 +35,13 @@ previous version stays until the next build, so a reader that resolved ``CURRENT
 switch can still finish loading. Embeddings of chunks whose text did not change are taken from
 the previous index (by sha256 of chunk text + embedder) when its files verify, so only changed
 corpus files are re-embedded.
+
+Why the clause vectors are also in ``vectors.npy``: importing chromadb costs about a second,
+half of a command-line answer's cold start (issue 16 asks for ≤ 2 s), and with 91 clauses an
+exact cosine over all of them (what the collection query with ``n_results`` = all returns) is
+one small matrix product. So a local index answers from ``vectors.npy`` and opens the Chroma
+store only when ``collection`` is asked for (tools, tests); with a Chroma server
+(``CQO_CHROMA_URL``) the vectors live on the server and every query goes there.
 
 Readers never write: Chroma's PersistentClient rewrites ``chroma.sqlite3`` and the HNSW files
 whenever it opens a store, even to query it, which would break the checksums and a read-only
@@ -78,7 +86,8 @@ from .errors import (
 from .parse import Standard, corpus_files, expansions_path, load_corpus, load_expansions
 from .settings import Settings
 
-FORMAT_VERSION = 5  # 5: versions behind a CURRENT pointer, checksums of every file
+# 5: versions behind a CURRENT pointer, checksums of every file; 6: vectors.npy beside Chroma
+FORMAT_VERSION = 6
 COLLECTION = "cqo_clauses"
 POINTER = "CURRENT"
 LOCK = ".build.lock"
@@ -427,6 +436,8 @@ def _build(
             metadatas=[{"key": k, "source": c.source} for k, c in zip(keys, chunks, strict=True)],
         )
         del client, col
+        if not settings.chroma_url:
+            np.save(tmp / "vectors.npy", np.array([vectors[i] for i in range(len(chunks))], "f4"))
         progress(f"[5/5] Chroma collection written ({len(chunks)} vectors)")
         (tmp / "chunks.json").write_text(
             json.dumps([c.__dict__ for c in chunks], ensure_ascii=False, indent=0), "utf-8"
@@ -680,10 +691,21 @@ class LoadedIndex:
     bm25: BM25Index
     bm25_bigram: BM25Index
     bm25_expansion: BM25Index
-    collection: Any
+    vectors: np.ndarray | None  # unit clause vectors in index order; None: on a Chroma server
     embedder: Embedder
     bank: BankIndex
     root: Path  # the version folder it was loaded from
+    _collection: Any = None
+
+    @property
+    def collection(self) -> Any:
+        """The Chroma collection (opened on first use for a local index: a private copy)."""
+        if self._collection is None:
+            private = Path(tempfile.mkdtemp(prefix="cqo-chroma-"))
+            weakref.finalize(self, shutil.rmtree, private, True)
+            store = _private_copy(self.root / "chroma", private)
+            self._collection = chroma_client(store).get_collection(COLLECTION)
+        return self._collection
 
 
 def load_index(settings: Settings, embedder: Embedder | None = None) -> LoadedIndex:
@@ -711,18 +733,21 @@ def _private_copy(chroma: Path, into: Path) -> Path:
 def _load(settings: Settings, embedder: Embedder | None, d: Path) -> LoadedIndex:
     manifest = check_index(settings, d)
     url = manifest.get("chroma_url") or settings.chroma_url
-    private = None if url else Path(tempfile.mkdtemp(prefix="cqo-chroma-"))
     try:
         chunks = [Chunk(**c) for c in json.loads((d / "chunks.json").read_text("utf-8"))]
         bm25 = BM25Index.load(d / "bm25")
         bm25_bigram = BM25Index.load(d / "bm25_bigram")
         bm25_expansion = BM25Index.load(d / "bm25_expansion")
         bank = BankIndex.load(d / "bank", [c.clause_id for c in chunks])
-        store = _private_copy(d / "chroma", private) if private else d / "chroma"
-        collection = chroma_client(store, url).get_collection(COLLECTION)
+        collection, vectors = None, None
+        if url:
+            collection = chroma_client(None, url).get_collection(COLLECTION)
+        else:
+            vectors = np.load(d / "vectors.npy")
+            if vectors.shape != (len(chunks), manifest.get("dim")):
+                raise ValueError(f"vectors.npy is {vectors.shape}, not {len(chunks)} clauses")
+            vectors /= np.linalg.norm(vectors, axis=1, keepdims=True) + 1e-12
     except Exception as e:
-        if private:
-            shutil.rmtree(private, ignore_errors=True)
         raise IndexDamagedError(
             f"索引文件损坏 / index files unreadable ({e}). {REBUILD_HINT}"
         ) from e
@@ -738,11 +763,10 @@ def _load(settings: Settings, embedder: Embedder | None, d: Path) -> LoadedIndex
         bm25,
         bm25_bigram,
         bm25_expansion,
-        collection,
+        vectors,
         embedder,
         bank,
         d,
+        collection,
     )
-    if private:
-        weakref.finalize(loaded, shutil.rmtree, private, True)
     return loaded

@@ -263,16 +263,25 @@ class Retriever:
 
     def _dense(self, vec: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(cosine to every clause, cosine to every bank question)."""
-        res = self.index.collection.query(
-            query_embeddings=[vec.tolist()], n_results=len(self.ids), include=["distances"]
-        )
-        out = np.zeros(len(self.ids), dtype=np.float32)
-        for cid, dist in zip(res["ids"][0], res["distances"][0], strict=True):
-            out[self._pos[cid]] = 1.0 - float(dist)
-        bank = self.index.bank
+        vec = vec.astype(np.float32)
         # einsum, not `@`: a BLAS product wakes OpenBLAS threads that then spin against the
         # embedder's OpenMP threads on the same cores (measured: encode 13 → 54 ms a query)
-        return out, np.einsum("ij,j->i", bank.vectors, vec.astype(np.float32))
+        if self.index.vectors is not None:  # exact cosine over all clauses (index.py: why)
+            unit = vec / (np.linalg.norm(vec) + 1e-12)
+            out = np.einsum("ij,j->i", self.index.vectors, unit)
+        else:  # a Chroma server holds the vectors
+            res = self.index.collection.query(
+                query_embeddings=[vec.tolist()], n_results=len(self.ids), include=["distances"]
+            )
+            out = np.zeros(len(self.ids), dtype=np.float32)
+            for cid, dist in zip(res["ids"][0], res["distances"][0], strict=True):
+                out[self._pos[cid]] = 1.0 - float(dist)
+        return out, np.einsum("ij,j->i", self.index.bank.vectors, vec)
+
+    def bank_similarity(self, text: str) -> np.ndarray:
+        """Cosine of ``text`` (embedded as it is) to every bank question."""
+        vec = self._embed_text(text).astype(np.float32)
+        return np.einsum("ij,j->i", self.index.bank.vectors, vec / (np.linalg.norm(vec) + 1e-12))
 
     def scores(self, question: str | Query, method: str = "hybrid") -> Scores:
         q = self._q(question)

@@ -221,53 +221,81 @@ def test_bounded_load_zero_errors(home: Path) -> None:
 
 
 @pytest.mark.slow
-def test_workers_serve_and_log(home: Path, tmp_path: Path) -> None:
-    """`cqo serve --workers 2`: both processes answer, and each writes the JSON access log with
-    the question cut to CQO_LOG_MAX_CHARS."""
+def _listening(port: int) -> int:
+    """Sockets listening on ``port`` (IPv4, from /proc/net/tcp): one per ready worker."""
+    rows = Path("/proc/net/tcp").read_text().splitlines()[1:]
+    return sum(r.split()[1].endswith(f":{port:04X}") and r.split()[3] == "0A" for r in rows)
+
+
+@pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="reads /proc/net/tcp")
+def test_workers_share_keep_alive_clients_and_log(home: Path, tmp_path: Path) -> None:
+    """`cqo serve --workers 2`: 32 clients that keep their connection open (as bots and load
+    balancers do), connecting at the same moment, are spread over both workers — uvicorn's
+    shared socket gave them all to whichever worker woke first — and each worker writes the
+    JSON access log with the question cut to CQO_LOG_MAX_CHARS. A worker killed is replaced."""
     import os
+    import signal
     import subprocess
     import sys
+    import threading
     import time
 
     from tests.http_helpers import free_port, wait_healthy
 
+    def _children(pid: int) -> set[int]:
+        return {int(x) for x in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()}
+
     port, err = free_port(), tmp_path / "serve.err"
     env = {**os.environ, "CQO_HOME": str(home), "CQO_LOG_MAX_CHARS": "8"}
+    env["CQO_RATE_LIMIT_PER_MIN"] = "0"
     cmd = [sys.executable, "-m", "cqo_assistant.cli", "serve", "--port", str(port)]
     with err.open("wb") as f:
         proc = subprocess.Popen([*cmd, "--workers", "2"], env=env, stderr=f)
     url = f"http://127.0.0.1:{port}"
     try:
         wait_healthy(url, proc)
-        secret = "首席质量官需要什么学历？我的手机号是13900001234"
-
-        def ask(_: int) -> httpx.Response:  # a new connection each: the kernel picks a worker
-            return httpx.post(f"{url}/v1/ask", json={"question": secret})
-
-        def logged() -> list[dict]:
-            rows = [json.loads(x) for x in err.read_text("utf-8").splitlines() if x[:1] == "{"]
-            return [r for r in rows if r["path"] == "/v1/ask"]
-
-        # bursts until both workers have answered: the kernel spreads new connections, but on a
-        # loaded machine the second worker may come up late (no fixed count, no fixed sleep)
-        answers: list[httpx.Response] = []
         deadline = time.monotonic() + 120
-        with ThreadPoolExecutor(8) as pool:
-            while time.monotonic() < deadline:
-                answers += pool.map(ask, range(16))
-                if len(Counter(r["pid"] for r in logged())) == 2:
-                    break
+        while _listening(port) < 2:  # the second worker opens its socket once it is warm
+            assert time.monotonic() < deadline and proc.poll() is None
+            time.sleep(0.2)
+        secret = "首席质量官需要什么学历？我的手机号是13900001234"
+        clients = [httpx.Client(base_url=url, timeout=60) for _ in range(32)]
+        at_once = threading.Barrier(len(clients))
+
+        def ask_twice(c: httpx.Client) -> list[httpx.Response]:
+            at_once.wait()
+            return [c.post("/v1/ask", json={"question": secret}) for _ in range(2)]
+
+        with ThreadPoolExecutor(len(clients)) as pool:
+            answers = [r for rs in pool.map(ask_twice, clients) for r in rs]
+        for c in clients:
+            c.close()
         assert all(r.status_code == 200 and "answer" in r.json() for r in answers), [
             (r.status_code, r.text[:200]) for r in answers if r.status_code != 200
         ][:3]
+        # a worker that dies is replaced, and the service answers meanwhile
+        logged = [x for x in err.read_text("utf-8").splitlines() if x[:1] == "{"]
+        dead = json.loads(logged[-1])["pid"]
+        os.kill(dead, signal.SIGKILL)
+        deadline = time.monotonic() + 120
+        while _listening(port) < 2 or dead in _children(proc.pid):
+            assert time.monotonic() < deadline and proc.poll() is None
+            assert httpx.post(f"{url}/v1/ask", json={"question": secret}).status_code == 200
+            time.sleep(0.5)
+        assert len(_children(proc.pid) - {dead}) >= 2
     finally:
         proc.terminate()
         proc.wait(timeout=30)
-    asks = logged()
-    assert len(asks) == len(answers) and all(r["status"] == 200 for r in asks)
+    assert proc.returncode == 0
+    rows = [json.loads(x) for x in err.read_text("utf-8").splitlines() if x[:1] == "{"]
+    asks = [r for r in rows if r["path"] == "/v1/ask"]
+    assert all(r["status"] == 200 for r in asks)
     assert {r["q"] for r in asks} == {"首席质量官需要什…"}
     assert "13900001234" not in err.read_text("utf-8")
-    assert len(Counter(r["pid"] for r in asks)) == 2  # both worker processes answered
+    per_worker = Counter(r["pid"] for r in asks[: len(answers)])
+    # 64 requests on 32 connections: a fair split gives each worker 32 ± 6; at least 8 each
+    # (4 connections) fails about once in 10⁶ runs, where one worker taking all fails always
+    assert len(per_worker) == 2 and min(per_worker.values()) >= 8, per_worker
 
 
 def test_question_limit_is_1000_characters(base: str) -> None:

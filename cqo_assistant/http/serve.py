@@ -67,8 +67,6 @@ def set_engine_threads(workers: int) -> str:
 
 
 def cmd_serve(args: Any) -> int:
-    import uvicorn
-
     from ..api import Assistant
     from .app import create_app, warm_up
     from .guard import configure_access_log
@@ -88,14 +86,11 @@ def cmd_serve(args: Any) -> int:
         )
         if settings.redis_url:
             os.environ["CQO_REDIS_URL"] = settings.redis_url
-        uvicorn.run(
-            "cqo_assistant.http.app:app_factory",
-            factory=True,
-            host=args.host,
-            port=args.port,
-            workers=args.workers,
-            access_log=False,
-        )
+        from .workers import port_is_free, supervise
+
+        port_is_free(args.host, args.port)  # another server there: refused, not shared
+        del assistant  # each worker loads its own
+        return supervise(args.host, args.port, args.workers)
     else:
         warm_up(assistant)
         app = create_app(settings, assistant)
