@@ -110,6 +110,52 @@ def test_the_learned_order_moves_a_follow_up_to_the_clause_it_names(
     assert answer.coverage == rules.ask(question, history).coverage
 
 
+def test_bank_votes_by_hand() -> None:
+    """Votes of the k nearest bank questions: its cosine (≥ 0), split among its clauses, over
+    the total of the k cosines (an unanswerable neighbour votes for nothing but counts)."""
+    from cqo_assistant.bank import BankEntry
+
+    def entry(*clauses: str) -> BankEntry:
+        kind = "answerable" if clauses else "unanswerable"
+        return BankEntry("x", "q", clauses, kind, "plain", "train")
+
+    entries = [entry("8.1 b)"), entry("8.1 b)", "8.2"), entry(), entry("6.3"), entry("7.1")]
+    sims = np.array([0.9, 0.6, 0.5, 0.1, -0.2])
+    votes = followup.bank_votes(sims, entries, k=3)  # total 2.0
+    assert votes == pytest.approx({"8.1 b)": (0.9 + 0.3) / 2, "8.2": 0.3 / 2})
+    votes = followup.bank_votes(sims, entries, k=5)  # 7.1 votes 0: total 2.1
+    assert votes["6.3"] == pytest.approx(0.1 / 2.1) and votes["7.1"] == 0.0
+
+
+def test_vote_features_by_hand(assistant: Assistant) -> None:
+    votes = {"8.1 b)": 0.6, "8.2": 0.15}
+    clauses = assistant.clause_map
+    # (chapter 8's share, the clause's own, its family's: itself, its parent, its items)
+    assert followup._vote_features("8.1", votes, clauses) == pytest.approx([0.75, 0.0, 0.6])
+    assert followup._vote_features("8.2", votes, clauses) == pytest.approx([0.75, 0.15, 0.15])
+    assert followup._vote_features("8.1 c)", votes, clauses) == pytest.approx([0.75, 0.0, 0.0])
+    assert followup._vote_features("6.2", votes, clauses) == [0.0, 0.0, 0.0]
+
+
+@pytest.mark.parametrize(
+    ("history", "question", "without_votes"),
+    [
+        # powers, asked with no word of their own after a duty (7.1.1, 6.2): chapter 8's powers
+        (["首席质量官要负责制定质量战略吗？"], "在这上面他有什么权？", "7.1.1"),
+        (["老质要不要参与公司的经营决策？"], "他在这方面有啥权？", "6.2"),
+    ],
+)
+def test_the_bank_votes_turn_a_follow_up_to_the_chapter_it_asks_about(
+    learned: Assistant, history: list[str], question: str, without_votes: str
+) -> None:
+    turn = learned.rank_turn(question, history)[3]
+    assert turn is not None and turn.bank_own and turn.bank_story
+    assert learned.ask(question, history).ranked[0] == "8.1"
+    muted = dataclasses.replace(turn, bank_own={}, bank_story={})
+    assert learned.follow_up is not None
+    assert learned.follow_up.order(muted, learned.clause_map)[0] == without_votes
+
+
 @pytest.mark.parametrize(
     ("question", "history", "reordered"),
     [

@@ -6,9 +6,12 @@
 
 from __future__ import annotations
 
+from importlib import import_module
+from typing import Any
+
 from ...errors import InputError
 from ..model import Handout, Outline, Paper
-from . import docx_out, json_out, md_out, pptx_out, xlsx_out
+from . import json_out, md_out
 
 FORMATS: dict[str, tuple[str, ...]] = {
     "quiz": ("md", "docx", "json", "xlsx"),
@@ -17,25 +20,31 @@ FORMATS: dict[str, tuple[str, ...]] = {
 }
 
 
+def _office(name: str) -> Any:
+    """An Office writer, imported when first used: python-docx, python-pptx and openpyxl take
+    about 0.2 s to import, which every ``cqo`` command would pay (the CLI registers these verbs)."""
+    return import_module(f"{__name__}.{name}")
+
+
 def render(doc: Paper | Outline | Handout, fmt: str, inline: bool = False) -> str | bytes:
     """``doc`` written as ``fmt`` (one of :data:`FORMATS` for its kind)."""
     if isinstance(doc, Paper):
         writers = {
             "md": lambda: md_out.quiz_markdown(doc, inline=inline),
-            "docx": lambda: docx_out.quiz_docx(doc, inline=inline),
+            "docx": lambda: _office("docx_out").quiz_docx(doc, inline=inline),
             "json": lambda: json_out.quiz_json(doc),
-            "xlsx": lambda: xlsx_out.quiz_xlsx(doc),
+            "xlsx": lambda: _office("xlsx_out").quiz_xlsx(doc),
         }
     elif isinstance(doc, Outline):
         writers = {
             "md": lambda: md_out.outline_markdown(doc),
-            "docx": lambda: docx_out.outline_docx(doc),
-            "pptx": lambda: pptx_out.outline_pptx(doc),
+            "docx": lambda: _office("docx_out").outline_docx(doc),
+            "pptx": lambda: _office("pptx_out").outline_pptx(doc),
         }
     else:
         writers = {
             "md": lambda: md_out.handout_markdown(doc),
-            "docx": lambda: docx_out.handout_docx(doc),
+            "docx": lambda: _office("docx_out").handout_docx(doc),
         }
     if fmt not in writers:
         raise InputError(
