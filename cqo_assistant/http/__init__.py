@@ -3,7 +3,8 @@
 ``cqo serve [--host 127.0.0.1] [--port 8000] [--workers N]`` runs FastAPI under uvicorn. The
 index is read-only, so N worker processes can serve it side by side, each on its own socket
 (``workers``); rate limits, the MsgId cache and the answer cache are per process unless
-``CQO_REDIS_URL`` is set (``shared``). ``CQO_CHROMA_URL`` points the dense side at a Chroma server instead.
+``CQO_REDIS_URL`` is set (``shared``). ``CQO_CHROMA_URL`` points the dense side at a Chroma
+server instead.
 
 Layout (FastAPI's "bigger applications"): ``app`` builds the service from one router per
 surface — ``json_api`` (/v1/ask, /v1/clauses, /healthz), ``openai_api`` (/v1/chat/completions,

@@ -6,13 +6,16 @@ accepts every pending connection in one go (up to the backlog) in whichever work
 Bots and load balancers keep their connections open, so a burst of them all lands on one
 worker and stays there: measured with 50 keep-alive clients on 2 cores, one worker took the
 whole load (1.1–1.3 cores in use, the other worker idle), and 2 workers gave 1.07–1.25× one.
-With a socket per worker, the kernel picks the worker per new connection by its address hash.
+With a socket per worker, the kernel picks the worker per new connection by its address hash,
+and the workers open their sockets together, once all are warm (bench/RESULTS.md, "HTTP load":
+2 workers 1.9–2× one).
 
 Each worker loads and warms up its own assistant (the index is read-only) and runs the
 draining server of ``serve`` (503 + Retry-After while it stops). The supervisor (this process)
 passes SIGTERM/SIGINT on to the workers, waits for them, and starts a worker again when one
-dies on its own. Workers are spawned, not forked: the parent has loaded the embedding engine,
-whose OpenMP threads do not survive a fork.
+dies after it opened its socket; one that dies before could not start, and the others would
+fail the same way: the service stops (exit 1). Workers are spawned, not forked: the parent has
+loaded the embedding engine, whose OpenMP threads do not survive a fork.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from typing import Any
 from ..errors import InputError
 
 STOP_SECONDS = 30.0  # a worker still running this long after the signal is killed
-EARLY_EXIT_SECONDS = 60.0  # a worker dying this soon after its start is not restarted
+START_SECONDS = 600.0  # the workers wait this long for each other to load
 
 
 def listening_socket(host: str, port: int, reuse_port: bool) -> socket.socket:
@@ -58,8 +61,12 @@ def port_is_free(host: str, port: int) -> None:
         ) from e
 
 
-def _worker(host: str, port: int) -> None:
-    """One worker process: settings from the CQO_* environment the supervisor set."""
+def _worker(host: str, port: int, up: Any, ready: Any = None) -> None:
+    """One worker process: settings from the CQO_* environment the supervisor set. At start,
+    ``ready`` (a barrier of all the workers) holds each warm worker until every one is, so the
+    port opens on all of them at once: a client that keeps its connection open stays with the
+    worker it first reached, and the first clients would otherwise all stay with the worker
+    that happened to be ready first."""
     from ..api import Assistant
     from ..settings import Settings
     from .app import create_app, warm_up
@@ -70,21 +77,25 @@ def _worker(host: str, port: int) -> None:
     settings = Settings.load()
     assistant = Assistant.load(settings)
     warm_up(assistant)  # before this worker's socket opens: no request waits for lazy loading
+    if ready is not None:
+        ready.wait(START_SECONDS)  # a worker that cannot start breaks it: this one stops too
     sock = listening_socket(host, port, reuse_port=True)
     sock.listen(2048)
+    up.set()
     draining_server(create_app(settings, assistant), host, port).run(sockets=[sock])
 
 
 def supervise(host: str, port: int, workers: int) -> int:
     ctx = multiprocessing.get_context("spawn")
     stopping: list[int] = []
+    ready = ctx.Barrier(workers)
+    up: dict[int, Any] = {}  # set by each worker once its socket is open
 
-    started: dict[int, float] = {}
-
-    def start() -> Any:
-        p = ctx.Process(target=_worker, args=(host, port), name="cqo-worker")
+    def start(first: bool = False) -> Any:  # a worker started again opens at once
+        event = ctx.Event()
+        p = ctx.Process(target=_worker, args=(host, port, event, ready if first else None))
         p.start()
-        started[id(p)] = time.monotonic()
+        up[id(p)] = event
         return p
 
     def on_signal(sig: int, _frame: FrameType | None) -> None:
@@ -93,7 +104,7 @@ def supervise(host: str, port: int, workers: int) -> int:
             if p.is_alive() and p.pid:
                 p.terminate()  # SIGTERM: the worker drains, then stops
 
-    procs = [start() for _ in range(workers)]
+    procs = [start(first=True) for _ in range(workers)]
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
     failed = False
     try:
@@ -101,7 +112,7 @@ def supervise(host: str, port: int, workers: int) -> int:
             for i, p in enumerate(procs):
                 if p.is_alive() or stopping:
                     continue
-                if time.monotonic() - started[id(p)] < EARLY_EXIT_SECONDS:
+                if not up.pop(id(p)).is_set():
                     # it could not start (its error is above): another would fail the same way
                     print(f"worker {p.pid} failed ({p.exitcode}); stopping", file=sys.stderr)
                     failed = True
