@@ -42,6 +42,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # run as a script: the stand-in lives in tests/
 
 from cqo_assistant.http.bots import wechat_signature  # noqa: E402
+from cqo_assistant.settings import Settings  # noqa: E402
 from cqo_assistant.wechat_bot import SLOW, TOO_FAST  # noqa: E402
 from tests.http_helpers import launch_redis  # noqa: E402
 from tests.wechat_api_standin import APP_SECRET, APPID, StandIn, standin  # noqa: E402
@@ -238,7 +239,8 @@ def report(out: dict[str, Any], command: str) -> list[str]:
         f"{out['workers']}` on 127.0.0.1 with `CQO_REDIS_URL` (a redis-server on loopback), the "
         "WeChat token, AppID and AppSecret, `CQO_WECHAT_API_BASE` = the loopback stand-in "
         "(tests/wechat_api_standin.py), async deadline "
-        f"{os.environ.get('CQO_BOT_ASYNC_DEADLINE') or '4 (default)'} s, rate limits off. "
+        f"{os.environ.get('CQO_BOT_ASYNC_DEADLINE') or Settings.bot_async_deadline} s"
+        f"{'' if os.environ.get('CQO_BOT_ASYNC_DEADLINE') else ' (default)'}, rate limits off. "
         f"{n} users each send one gold question at the same moment; a delivery with no 200 "
         "reply within 5 s (in all, connecting included) is delivered again, 3 deliveries at "
         "most. 1-minute load average "

@@ -2,7 +2,7 @@
 
 WeChat (and WeCom) hang up after 5 s and deliver the message again, three times in all. With
 an app secret set (``CQO_WECHAT_APP_SECRET`` with ``CQO_WECHAT_APPID``; ``CQO_WECOM_SECRET`` for
-WeCom), a delivery waits ``CQO_BOT_ASYNC_DEADLINE`` seconds (default 4) for its answer; when it
+WeCom), a delivery waits ``CQO_BOT_ASYNC_DEADLINE`` seconds (default 3) for its answer; when it
 is not ready by then the delivery replies "success" (WeCom: an empty 200), the message is
 *taken* by this module, and once the computation finishes its answer is sent exactly once by
 the customer-service message API (``message/custom/send``) or WeCom's ``message/send``, through
