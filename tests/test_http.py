@@ -356,3 +356,21 @@ def test_openai_no_user_message(base: str, messages: list[dict[str, str]]) -> No
         client.chat.completions.create(model="cqo-assistant", messages=messages)  # type: ignore[arg-type]
     assert e.value.status_code == 422
     assert "no user message" in e.value.response.json()["error"]["message"]
+
+
+def test_workers_refuse_a_port_another_server_holds() -> None:
+    """`cqo serve --workers N` checks the port with a plain bind before its workers open theirs
+    with SO_REUSEPORT, so it never shares a port with another program: a clear error, exit 2."""
+    import socket
+
+    from cqo_assistant.errors import InputError
+    from cqo_assistant.http.workers import port_is_free
+
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        port = other.getsockname()[1]
+        with pytest.raises(InputError, match=r"cannot listen on 127\.0\.0\.1") as e:
+            port_is_free("127.0.0.1", port)
+        assert e.value.exit_code == 2
+    port_is_free("127.0.0.1", port)  # free again
