@@ -696,15 +696,15 @@ class LoadedIndex:
     bank: BankIndex
     root: Path  # the version folder it was loaded from
     _collection: Any = None
+    _chroma: Path | None = None  # a local index: the private copy of its Chroma store
 
     @property
     def collection(self) -> Any:
-        """The Chroma collection (opened on first use for a local index: a private copy)."""
+        """The Chroma collection (a local index's private copy, opened on first use: the copy is
+        made at load, so it outlives a later build that removes this version)."""
         if self._collection is None:
-            private = Path(tempfile.mkdtemp(prefix="cqo-chroma-"))
-            weakref.finalize(self, shutil.rmtree, private, True)
-            store = _private_copy(self.root / "chroma", private)
-            self._collection = chroma_client(store).get_collection(COLLECTION)
+            assert self._chroma is not None
+            self._collection = chroma_client(self._chroma).get_collection(COLLECTION)
         return self._collection
 
 
@@ -733,26 +733,32 @@ def _private_copy(chroma: Path, into: Path) -> Path:
 def _load(settings: Settings, embedder: Embedder | None, d: Path) -> LoadedIndex:
     manifest = check_index(settings, d)
     url = manifest.get("chroma_url") or settings.chroma_url
+    private = None if url else Path(tempfile.mkdtemp(prefix="cqo-chroma-"))
     try:
         chunks = [Chunk(**c) for c in json.loads((d / "chunks.json").read_text("utf-8"))]
         bm25 = BM25Index.load(d / "bm25")
         bm25_bigram = BM25Index.load(d / "bm25_bigram")
         bm25_expansion = BM25Index.load(d / "bm25_expansion")
         bank = BankIndex.load(d / "bank", [c.clause_id for c in chunks])
-        collection, vectors = None, None
-        if url:
+        collection, vectors, store = None, None, None
+        if private is None:
             collection = chroma_client(None, url).get_collection(COLLECTION)
         else:
+            store = _private_copy(d / "chroma", private)  # a few ms; chromadb is not imported
             vectors = np.load(d / "vectors.npy")
             if vectors.shape != (len(chunks), manifest.get("dim")):
                 raise ValueError(f"vectors.npy is {vectors.shape}, not {len(chunks)} clauses")
             vectors /= np.linalg.norm(vectors, axis=1, keepdims=True) + 1e-12
     except Exception as e:
+        if private:
+            shutil.rmtree(private, ignore_errors=True)
         raise IndexDamagedError(
             f"索引文件损坏 / index files unreadable ({e}). {REBUILD_HINT}"
         ) from e
     embedder = embedder or get_embedder(settings.embed_model)
     if embedder.name != manifest.get("embedder"):
+        if private:
+            shutil.rmtree(private, ignore_errors=True)
         raise IndexStaleError(
             f"索引由 {manifest.get('embedder')} 构建，当前为 {embedder.name}. {REBUILD_HINT}"
         )
@@ -768,5 +774,8 @@ def _load(settings: Settings, embedder: Embedder | None, d: Path) -> LoadedIndex
         bank,
         d,
         collection,
+        store,
     )
+    if private:
+        weakref.finalize(loaded, shutil.rmtree, private, True)
     return loaded
