@@ -10,7 +10,7 @@ from typing import Any
 from . import segment
 from .answer import ANSWERED, CLOSEST, Answer, AnswerConfig, compose, decide
 from .errors import InputError, UnknownClauseError
-from .followup import FollowUpModel, Turn, bank_votes
+from .followup import FollowUpModel, Turn, bank_votes, memory_votes
 from .index import LoadedIndex, load_index
 from .parse import Clause
 from .query import cn_number
@@ -236,12 +236,17 @@ class Assistant:
         return compose(q, hits, signals, self.clause_map, cfg, coverage)
 
     def rank_turn(
-        self, question: str, history: list[str] | None = None, method: str = "hybrid"
+        self,
+        question: str,
+        history: list[str] | None = None,
+        method: str = "hybrid",
+        leave_out: str = "",
     ) -> tuple[list[Hit], QuerySignals, str, Turn | None]:
         """The rules' ranking of a question asked after ``history``, its signals and coverage,
         and — for a follow-up retrieved alone or as a story with ``hybrid`` — the
         :class:`Turn` the learned order reads (else None). ``cqo eval --fit-follow-ups`` fits
-        the order on these turns."""
+        the order on these turns, with each training dialog's batch ``leave_out`` of the
+        dialog memory (``followup.memory_votes``)."""
         q = check_question(question, self.settings.max_question_chars)
         history = self._clean_history(history)
         cfg = self.answer_config(method)
@@ -269,6 +274,9 @@ class Assistant:
                 coverage = CLOSEST
         if kind not in ("story", "alone") or method != "hybrid":
             return hits, signals, coverage, None
+        memory_own, memory_story = memory_votes(
+            self.retriever.index.memory, history[-1], q, leave_out
+        )
         turn = Turn(
             question=segment.normalize(q),
             story=kind == "story",
@@ -282,6 +290,8 @@ class Assistant:
             leans=self._leans_on_last(q),
             bank_own=self._bank_votes(segment.normalize(q)),
             bank_story=self._bank_votes(segment.normalize(f"{history[-1]} {q}")),
+            memory_own=memory_own,
+            memory_story=memory_story,
         )
         return hits, signals, coverage, turn
 

@@ -12,6 +12,16 @@ by hand from the standard — no LLM runs offline)::
 that vote on answerability); ``dev`` questions are only for calibration (``cqo eval
 --calibrate``), so they never meet themselves in the index. The file is part of the corpus hash
 in the manifest and is validated on ``cqo index``.
+
+``corpus/<stem>.dialogs.jsonl`` holds training dialogs, written blind from the standard (2–3
+turns, each with the clauses that answer it, [] when none does)::
+
+    {"id": "tA-002", "split": "train", "turns": [{"q": "…CQO得谁任命才算数", "gold": ["4.2"]},
+     {"q": "要不要拿去市监局备案？", "gold": []}]}
+
+Their follow-ups (``load_follow_ups``) are indexed too: a new follow-up asks which clauses the
+follow-ups most like it were about (``followup.memory_votes``). The file is part of the corpus
+hash as well. A dialog's batch is its id without the number (``tA``: one writer's set).
 """
 
 from __future__ import annotations
@@ -44,8 +54,56 @@ class BankEntry:
         return self.kind == "answerable"
 
 
+@dataclass(frozen=True)
+class FollowUp:
+    """A follow-up of a training dialog, the question asked before it, the clauses that answer
+    it (() when the standard does not), and its dialog's batch."""
+
+    last: str
+    question: str
+    clauses: tuple[str, ...]
+    batch: str
+
+
 def bank_path(txt: Path) -> Path:
     return txt.with_name(f"{txt.stem}.bank.jsonl")
+
+
+def dialogs_path(txt: Path) -> Path:
+    return txt.with_name(f"{txt.stem}.dialogs.jsonl")
+
+
+def batch_of(dialog_id: str) -> str:
+    """'tA-002' → 'tA': the dialogs one writer wrote together."""
+    return re.sub(r"-\d+$", "", dialog_id)
+
+
+def load_follow_ups(corpus_dir: Path, standards: list[Standard]) -> list[FollowUp]:
+    """Every follow-up of every standard's training dialogs; a bad line is refused with the
+    file and line named."""
+    out: list[FollowUp] = []
+    for std in standards:
+        path = dialogs_path(corpus_dir / std.source)
+        if not path.is_file():
+            continue
+        by_number = {c.number: c.id for c in std.clauses} | {c.id: c.id for c in std.clauses}
+        for n, line in enumerate(read_text(path).splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                d = json.loads(line)
+                turns = [(t["q"].strip(), [by_number[g] for g in t["gold"]]) for t in d["turns"]]
+                batch = batch_of(str(d["id"]))
+            except (ValueError, KeyError, TypeError, AttributeError) as e:
+                raise CorpusError(
+                    f"{path}:{n}: bad dialog line ({e!r}); each turn needs a question and the "
+                    "clause ids that answer it (see `cqo clauses`)"
+                ) from None
+            out += [
+                FollowUp(last, q, tuple(gold), batch)
+                for (last, _), (q, gold) in itertools.pairwise(turns)
+            ]
+    return out
 
 
 def load_bank(corpus_dir: Path, standards: list[Standard]) -> list[BankEntry]:

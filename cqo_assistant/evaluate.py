@@ -45,6 +45,7 @@ from .answer import (
     is_covered,
     states_figure,
 )
+from .bank import batch_of
 from .errors import InputError
 from .parse import Clause, read_text
 from .retrieve import FusionConfig, QuerySignals
@@ -748,7 +749,7 @@ def follow_up_groups(
         history: list[str] = []
         for q, gold in d.turns:
             if history and gold:
-                turn = assistant.rank_turn(q, history)[3]
+                turn = assistant.rank_turn(q, history, leave_out=batch_of(d.id))[3]
                 if turn is not None:
                     ids, x = followup.features(turn, assistant.clause_map)
                     right = [any(matches(c, g, parents, True) for g in gold) for c in ids]

@@ -22,6 +22,9 @@ and inside each ``v-*`` folder::
                     ``entries.json``, a bm25s index over their words, and ``vectors.npy``, their
                     query embeddings (3,000 × 384 float32 is 4.6 MB: a matrix product per
                     question, no ANN needed at this size)
+    memory/         the training dialogs' follow-ups (``corpus/<stem>.dialogs.jsonl``):
+                    ``entries.json`` and two bm25s indexes over their jieba words and character
+                    pairs, told after their last question (``story/``) and alone (``own/``)
     chroma/         chromadb PersistentClient store, collection ``cqo_clauses``
     vectors.npy     the same clause vectors (float32, index order), read at query time
 
@@ -70,7 +73,7 @@ import bm25s
 import numpy as np
 
 from . import segment
-from .bank import BankEntry, bank_path, load_bank
+from .bank import BankEntry, FollowUp, bank_path, dialogs_path, load_bank, load_follow_ups
 from .chunk import Chunk, make_chunks
 from .embed import Embedder, get_embedder
 from .errors import (
@@ -86,8 +89,9 @@ from .errors import (
 from .parse import Standard, corpus_files, expansions_path, load_corpus, load_expansions
 from .settings import Settings
 
-# 5: versions behind a CURRENT pointer, checksums of every file; 6: vectors.npy beside Chroma
-FORMAT_VERSION = 6
+# 5: versions behind a CURRENT pointer, checksums of every file; 6: vectors.npy beside Chroma;
+# 7: memory/ (the training dialogs' follow-ups)
+FORMAT_VERSION = 7
 COLLECTION = "cqo_clauses"
 POINTER = "CURRENT"
 LOCK = ".build.lock"
@@ -105,9 +109,11 @@ def _stderr(msg: str) -> None:
 
 
 def corpus_hashes(corpus_dir: Path) -> dict[str, str]:
-    """sha256 of every corpus file and of its sidecars (expansions, question bank) if any."""
+    """sha256 of every corpus file and of its sidecars (expansions, question bank, training
+    dialogs) if any."""
     files = corpus_files(corpus_dir)
-    files += [x for p in files for x in (expansions_path(p), bank_path(p)) if x.is_file()]
+    sidecars = (expansions_path, bank_path, dialogs_path)
+    files += [x for p in files for x in (f(p) for f in sidecars) if x.is_file()]
     return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
 
 
@@ -240,6 +246,62 @@ class BankIndex:
         return cls.make(entries, bm25, np.load(path / "vectors.npy"), ids)
 
 
+def words_and_pairs(text: str) -> list[str]:
+    """jieba words and character pairs: the tokens the dialog memory is indexed by."""
+    return segment.tokenize(text) + segment.bigrams(text)
+
+
+@dataclass
+class MemoryIndex:
+    """The training dialogs' follow-ups by words (bm25s over ``words_and_pairs``), each told
+    after the question before it (``story``) and alone (``own``). Words, not embeddings: on the
+    training and dev dialogs the two chose the next clause equally well (5-fold CV), and words
+    cost the build nothing (embedding 1,500 follow-ups twice would add half a minute)."""
+
+    entries: list[FollowUp]
+    story: BM25Index | None  # None when there are no training dialogs
+    own: BM25Index | None
+
+    @staticmethod
+    def texts(last: str, question: str) -> tuple[str, str]:
+        """(story, own) texts of a follow-up, as indexed."""
+        return segment.normalize(f"{last} {question}"), segment.normalize(question)
+
+    @classmethod
+    def build(cls, entries: list[FollowUp]) -> MemoryIndex:
+        if not entries:
+            return cls([], None, None)
+        story, own = zip(*(cls.texts(x.last, x.question) for x in entries), strict=True)
+        return cls(
+            entries,
+            BM25Index.build(list(story), words_and_pairs),
+            BM25Index.build(list(own), words_and_pairs),
+        )
+
+    def scores(self, last: str, question: str) -> tuple[np.ndarray, np.ndarray]:
+        """BM25 of a new follow-up against every entry: (as a story, alone)."""
+        if self.story is None or self.own is None:
+            return np.zeros(0, np.float32), np.zeros(0, np.float32)
+        story, own = self.texts(last, question)
+        return self.story.scores(words_and_pairs(story)), self.own.scores(words_and_pairs(own))
+
+    def save(self, path: Path) -> None:
+        path.mkdir(parents=True, exist_ok=True)
+        rows = [x.__dict__ for x in self.entries]
+        (path / "entries.json").write_text(json.dumps(rows, ensure_ascii=False), "utf-8")
+        if self.story is not None and self.own is not None:
+            self.story.save(path / "story")
+            self.own.save(path / "own")
+
+    @classmethod
+    def load(cls, path: Path) -> MemoryIndex:
+        rows = json.loads((path / "entries.json").read_text("utf-8"))
+        entries = [FollowUp(**{**r, "clauses": tuple(r["clauses"])}) for r in rows]
+        if not entries:
+            return cls([], None, None)
+        return cls(entries, BM25Index.load(path / "story"), BM25Index.load(path / "own"))
+
+
 STAND_IN = "clause-text"  # the style of a bank entry that stands in for a clause with none
 
 
@@ -321,19 +383,22 @@ def build_bank(
 
 
 def _previous_embeddings(previous: Path | None, embedder_name: str) -> dict[str, list[float]]:
-    """Embeddings of the previous index keyed by chunk hash, to reuse for unchanged chunks."""
+    """Embeddings of the previous local index keyed by chunk hash, to reuse for unchanged
+    chunks: read from its ``chunks.json`` and ``vectors.npy`` (chromadb is not opened)."""
     if previous is None:
         return {}
     try:
         manifest = json.loads((previous / "manifest.json").read_text("utf-8"))
         if manifest.get("embedder") != embedder_name or manifest.get("chroma_url"):
             return {}
-        with tempfile.TemporaryDirectory(prefix="cqo-chroma-") as tmp:
-            col = chroma_client(_private_copy(previous / "chroma", Path(tmp))).get_collection(
-                COLLECTION
-            )
-            got = col.get(include=["embeddings", "metadatas"])
-        return {m["key"]: list(e) for m, e in zip(got["metadatas"], got["embeddings"], strict=True)}
+        rows = json.loads((previous / "chunks.json").read_text("utf-8"))
+        vectors = np.load(previous / "vectors.npy")
+        if len(vectors) != len(rows):
+            return {}
+        return {
+            _chunk_key(Chunk(**r), embedder_name): v.tolist()
+            for r, v in zip(rows, vectors, strict=True)
+        }
     except Exception:  # no usable previous index: embed everything
         return {}
 
@@ -347,9 +412,9 @@ def _reusable(index_dir: Path) -> tuple[Path | None, Path | None]:
     except CQOError:
         return None, None
     bad = verify_files(root, manifest)
-    chroma_ok = not any(x.startswith("chroma/") for x in bad)
+    clauses_ok = not any(x.startswith(("chunks.json ", "vectors.npy ")) for x in bad)
     bank_ok = not any(x.startswith("bank/") for x in bad)
-    return (root if chroma_ok else None), (root if bank_ok else None)
+    return (root if clauses_ok else None), (root if bank_ok else None)
 
 
 def build_index(
@@ -393,9 +458,9 @@ def _build(
         f"{len(bank)} bank questions"
     )
 
-    old_chroma, old_bank = _reusable(settings.index_dir)
+    old_clauses, old_bank = _reusable(settings.index_dir)
     keys = [_chunk_key(c, embedder.name) for c in chunks]
-    previous = _previous_embeddings(old_chroma, embedder.name)
+    previous = _previous_embeddings(old_clauses, embedder.name)
     todo = [i for i, k in enumerate(keys) if k not in previous]
     vectors: dict[int, list[float]] = {i: previous[k] for i, k in enumerate(keys) if k in previous}
     batch = 16
@@ -415,13 +480,16 @@ def _build(
         tmp.mkdir()
         ids = [c.clause_id for c in chunks]
         BankIndex.make(bank, bank_bm25, bank_vectors, ids).save(tmp / "bank", bank_keys)
+        MemoryIndex.build(load_follow_ups(settings.corpus_dir, standards)).save(tmp / "memory")
         texts = [c.text for c in chunks]
         BM25Index.build(texts).save(tmp / "bm25")
         BM25Index.build(texts, segment.bigrams).save(tmp / "bm25_bigram")
         # a clause without expansions (a standard with no sidecar) is found here by its own
         # text, so that channel does not rank such a standard's clauses last
         BM25Index.build([c.expansion or c.text for c in chunks]).save(tmp / "bm25_expansion")
-        progress("[4/5] BM25 indexes written (jieba words, character pairs, expansions, bank)")
+        progress(
+            "[4/5] BM25 indexes written (jieba words, character pairs, expansions, bank, dialogs)"
+        )
         client = chroma_client(tmp / "chroma", settings.chroma_url)
         if settings.chroma_url:  # a shared server: replace the collection in place
             with contextlib.suppress(Exception):
@@ -694,6 +762,7 @@ class LoadedIndex:
     vectors: np.ndarray | None  # unit clause vectors in index order; None: on a Chroma server
     embedder: Embedder
     bank: BankIndex
+    memory: MemoryIndex
     root: Path  # the version folder it was loaded from
     _collection: Any = None
     _chroma: Path | None = None  # a local index: the private copy of its Chroma store
@@ -740,6 +809,7 @@ def _load(settings: Settings, embedder: Embedder | None, d: Path) -> LoadedIndex
         bm25_bigram = BM25Index.load(d / "bm25_bigram")
         bm25_expansion = BM25Index.load(d / "bm25_expansion")
         bank = BankIndex.load(d / "bank", [c.clause_id for c in chunks])
+        memory = MemoryIndex.load(d / "memory")
         collection, vectors, store = None, None, None
         if private is None:
             collection = chroma_client(None, url).get_collection(COLLECTION)
@@ -772,6 +842,7 @@ def _load(settings: Settings, embedder: Embedder | None, d: Path) -> LoadedIndex
         vectors,
         embedder,
         bank,
+        memory,
         d,
         collection,
         store,

@@ -15,6 +15,11 @@ import httpx
 import uvicorn
 
 
+def child_pids(pid: int) -> set[int]:
+    """The process ids of ``pid``'s children (Linux /proc)."""
+    return {int(x) for x in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()}
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -20,7 +20,7 @@ from cqo_assistant.answer_cache import AnswerCache
 from cqo_assistant.http import create_app
 from cqo_assistant.http.serve import engine_threads
 from cqo_assistant.index import current_dir
-from tests.http_helpers import free_port, serve, wait_healthy
+from tests.http_helpers import child_pids, free_port, serve, wait_healthy
 
 Q = "首席质量官需要什么学历？"
 FOLLOW = ("具体有哪些？", ["首席质量官的任职能力有哪些要求？"])
@@ -126,11 +126,6 @@ def test_engine_threads_share_the_cores() -> None:
     assert [engine_threads(w, cores=8) for w in (1, 2, 3, 4, 8, 16)] == [8, 4, 2, 2, 1, 1]
 
 
-def _children(pid: int) -> list[int]:
-    text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
-    return [int(x) for x in text.split()]
-
-
 def _environ(pid: int) -> dict[str, str]:
     raw = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
     return dict(x.decode().split("=", 1) for x in raw if b"=" in x)
@@ -145,8 +140,8 @@ def _workers_env(home: Path, extra: dict[str, str]) -> list[dict[str, str]]:
     proc = subprocess.Popen([*cmd, "--workers", "2"], env=env, stderr=subprocess.DEVNULL)
     try:
         wait_healthy(f"http://127.0.0.1:{port}", proc)
-        workers = [p for p in _children(proc.pid) if b"spawn_main" in _cmdline(p)]
-        assert len(workers) == 2, [_cmdline(p) for p in _children(proc.pid)]
+        workers = [p for p in child_pids(proc.pid) if b"spawn_main" in _cmdline(p)]
+        assert len(workers) == 2, [_cmdline(p) for p in child_pids(proc.pid)]
         return [_environ(p) for p in workers]
     finally:
         proc.terminate()

@@ -11,7 +11,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cqo_assistant.bank import bank_path, jaccard, load_bank, near_duplicates, pair_set
+from cqo_assistant.bank import (
+    bank_path,
+    batch_of,
+    dialogs_path,
+    jaccard,
+    load_bank,
+    load_follow_ups,
+    near_duplicates,
+    pair_set,
+)
 from cqo_assistant.errors import CorpusError
 from cqo_assistant.evaluate import coverage_rates, cut_offs, dialog_metrics, fit_logistic
 from cqo_assistant.parse import load_corpus
@@ -92,6 +101,38 @@ def test_a_bad_bank_line_is_refused_with_file_and_line(
     with pytest.raises(CorpusError) as e:
         load_bank(d, load_corpus(d))
     assert ".bank.jsonl:2" in str(e.value) and message in str(e.value)
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ('{"id": "a", "turns": [{"q": "x", "gold": ["8.9"]}, {"q": "y", "gold": []}]}', "8.9"),
+        ('{"id": "a", "turns": [{"q": "x"}, {"q": "y", "gold": []}]}', "gold"),
+        ('{"id": "a", "turns": [{"q": 3, "gold": []}]}', "bad dialog line"),
+        ('{"id": "a", "turns": [', "bad dialog line"),
+    ],
+)
+def test_a_bad_dialog_line_is_refused_with_file_and_line(
+    tmp_path: Path, line: str, message: str
+) -> None:
+    turns = '[{"q": "职权有哪些", "gold": ["8.1"]}, {"q": "第二项", "gold": ["8.1 b)"]}]'
+    good = f'{{"id": "t-1", "turns": {turns}}}'
+    d = _corpus_with_bank(tmp_path, [])
+    dialogs_path(d / "DB1302-T-589-2024.txt").write_text(f"{good}\n{line}\n", "utf-8")
+    with pytest.raises(CorpusError) as e:
+        load_follow_ups(d, load_corpus(d))
+    assert ".dialogs.jsonl:2" in str(e.value) and message in str(e.value)
+
+
+def test_follow_ups_of_the_training_dialogs() -> None:
+    ups = load_follow_ups(CORPUS, load_corpus(CORPUS))
+    first = ups[0]  # tA-001's second turn, after its first
+    assert (first.last, first.batch) == ("首席质量官这个岗位到底是干嘛的？一句话说说", "tA")
+    assert first.question == "为啥还叫它“第一质量人”" and first.clauses == ("3.1",)
+    lines = (CORPUS / "DB1302-T-589-2024.dialogs.jsonl").read_text("utf-8").splitlines()
+    assert len(ups) == sum(len(json.loads(x)["turns"]) - 1 for x in lines)
+    assert {x.batch for x in ups} >= {"tA", "tB", "tC", "tD", "tE", "tF"}
+    assert batch_of("d14-007") == "d14" and batch_of("dlg-100") == "dlg"
 
 
 def test_duplicate_bank_ids_are_refused(tmp_path: Path) -> None:

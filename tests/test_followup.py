@@ -127,6 +127,48 @@ def test_bank_votes_by_hand() -> None:
     assert votes["6.3"] == pytest.approx(0.1 / 2.1) and votes["7.1"] == 0.0
 
 
+def test_memory_votes_by_hand() -> None:
+    """The training follow-ups most like a new one by words vote for their clauses; a batch
+    left out (fitting) votes for nothing."""
+    from cqo_assistant.bank import FollowUp
+    from cqo_assistant.index import MemoryIndex
+
+    memory = MemoryIndex.build(
+        [
+            FollowUp("质量战略谁来定？", "在这上面他有什么权力？", ("8.1 b)",), "A"),
+            FollowUp("首席质量官有哪些职权？", "第二项呢？", ("8.1 b)",), "B"),
+            FollowUp("质量成本归谁管？", "奖金从哪里出？", ("8.2",), "B"),
+            FollowUp("首席质量官能兼职吗？", "工资谁发？", (), "C"),
+        ]
+    )
+    story, own = memory.scores("质量战略由谁负责？", "他有什么权力？")
+    assert story.shape == own.shape == (4,)
+    assert int(np.argmax(story)) == int(np.argmax(own)) == 0
+    alone, told = followup.memory_votes(memory, "质量战略由谁负责？", "他有什么权力？")
+    assert max(told, key=told.get) == "8.1 b)" and sum(told.values()) <= 1 + 1e-9
+    assert max(alone, key=alone.get) == "8.1 b)"
+    # the same with batch A left out: only B's and C's follow-ups may vote
+    alone, told = followup.memory_votes(memory, "质量战略由谁负责？", "他有什么权力？", "A")
+    own_only = followup.bank_votes(np.where(np.arange(4) == 0, -1.0, own), memory.entries, 5)
+    assert alone == pytest.approx(own_only)
+    empty = MemoryIndex.build([])
+    assert followup.memory_votes(empty, "质量战略由谁负责？", "他有什么权力？") == ({}, {})
+
+
+def test_the_index_holds_the_training_follow_ups(assistant: Assistant) -> None:
+    from cqo_assistant.bank import load_follow_ups
+
+    memory = assistant.index.memory
+    ups = load_follow_ups(assistant.settings.corpus_dir, assistant.index.standards)
+    assert memory.entries == ups and len(ups) > 1000
+    history = ["首席质量官要组织质量文化建设吗？"]
+    turn = assistant.rank_turn("具体要做哪些事？", history)[3]
+    assert turn is not None and turn.memory_own and turn.memory_story
+    nearest = memory.entries[int(np.argmax(memory.scores(history[0], "具体要做哪些事？")[0]))]
+    left = assistant.rank_turn("具体要做哪些事？", history, leave_out=nearest.batch)[3]
+    assert left is not None and left.memory_story != turn.memory_story
+
+
 def test_vote_features_by_hand(assistant: Assistant) -> None:
     votes = {"8.1 b)": 0.6, "8.2": 0.15}
     clauses = assistant.clause_map
@@ -145,13 +187,13 @@ def test_vote_features_by_hand(assistant: Assistant) -> None:
         (["老质要不要参与公司的经营决策？"], "他在这方面有啥权？", "6.2"),
     ],
 )
-def test_the_bank_votes_turn_a_follow_up_to_the_chapter_it_asks_about(
+def test_the_votes_turn_a_follow_up_to_the_chapter_it_asks_about(
     learned: Assistant, history: list[str], question: str, without_votes: str
 ) -> None:
     turn = learned.rank_turn(question, history)[3]
     assert turn is not None and turn.bank_own and turn.bank_story
     assert learned.ask(question, history).ranked[0] == "8.1"
-    muted = dataclasses.replace(turn, bank_own={}, bank_story={})
+    muted = dataclasses.replace(turn, bank_own={}, bank_story={}, memory_own={}, memory_story={})
     assert learned.follow_up is not None
     assert learned.follow_up.order(muted, learned.clause_map)[0] == without_votes
 

@@ -240,10 +240,7 @@ def test_workers_share_keep_alive_clients_and_log(home: Path, tmp_path: Path) ->
     import threading
     import time
 
-    from tests.http_helpers import free_port, wait_healthy
-
-    def _children(pid: int) -> set[int]:
-        return {int(x) for x in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()}
+    from tests.http_helpers import child_pids, free_port, wait_healthy
 
     port, err = free_port(), tmp_path / "serve.err"
     env = {**os.environ, "CQO_HOME": str(home), "CQO_LOG_MAX_CHARS": "8"}
@@ -278,11 +275,11 @@ def test_workers_share_keep_alive_clients_and_log(home: Path, tmp_path: Path) ->
         dead = json.loads(logged[-1])["pid"]
         os.kill(dead, signal.SIGKILL)
         deadline = time.monotonic() + 120
-        while _listening(port) < 2 or dead in _children(proc.pid):
+        while _listening(port) < 2 or dead in child_pids(proc.pid):
             assert time.monotonic() < deadline and proc.poll() is None
             assert httpx.post(f"{url}/v1/ask", json={"question": secret}).status_code == 200
             time.sleep(0.5)
-        assert len(_children(proc.pid) - {dead}) >= 2
+        assert len(child_pids(proc.pid) - {dead}) >= 2
     finally:
         proc.terminate()
         proc.wait(timeout=30)

@@ -36,6 +36,7 @@ def test_manifest(settings: Settings) -> None:
         "DB1302-T-589-2024.txt",
         "DB1302-T-589-2024.expansions.json",
         "DB1302-T-589-2024.bank.jsonl",
+        "DB1302-T-589-2024.dialogs.jsonl",
     ] and all(len(h) == 64 for h in m["corpus"].values())
     idx = load_index(settings)
     assert idx.collection.count() == 91
@@ -53,6 +54,16 @@ def test_stale_after_corpus_edit(tmp_path: Path, home: Path) -> None:
     f = h / "corpus" / "DB1302-T-589-2024.txt"
     f.write_text(f.read_text("utf-8") + "\n", "utf-8")
     with pytest.raises(IndexStaleError, match=r"corpus changed: DB1302-T-589-2024.txt.*cqo index"):
+        Assistant.load(Settings.load(home=h))
+
+
+def test_stale_after_a_training_dialog_is_added(tmp_path: Path, home: Path) -> None:
+    h = copy_home(home, tmp_path / "h")
+    f = h / "corpus" / "DB1302-T-589-2024.dialogs.jsonl"
+    turns = '[{"q": "职权有哪些", "gold": ["8.1"]}, {"q": "第二项", "gold": ["8.1 b)"]}]'
+    line = f'{{"id": "x-1", "turns": {turns}}}'
+    f.write_text(f.read_text("utf-8") + line + "\n", "utf-8")
+    with pytest.raises(IndexStaleError, match=r"corpus changed: DB1302-T-589-2024.dialogs.jsonl"):
         Assistant.load(Settings.load(home=h))
 
 
@@ -91,12 +102,13 @@ def test_incremental_rebuild_and_atomic_swap(tmp_path: Path, home: Path) -> None
     shutil.copy(SECOND, h / "corpus" / "second.txt")
     logs.clear()
     m = build_index(Settings.load(home=h), progress=logs.append)
-    assert m["clause_count"] == 101 and len(m["corpus"]) == 4  # 2 texts, expansions, bank
+    assert m["clause_count"] == 101 and len(m["corpus"]) == 5  # 2 texts, expansions, bank, dialogs
     assert not list(h.glob(".index-*")) and not list((h / "index").glob(".build-*"))
     a = Assistant.load(Settings.load(home=h))
     ans = a.ask("质量安全员每年参加多少学时培训？")
     assert ans.found and ans.citations[0].clause == "DB13/T 9999—2025 4"
     assert a.clause("DB1302/T 589—2024 5.1 e)").text.startswith("取得中级以上")
+    assert a.index.memory.entries[0].clauses == ("DB1302/T 589—2024 3.1",)  # dialogs too
     # a number both standards have names neither; one only the first has names it
     assert a.retriever.analyse("第3.1条讲的啥").refs == ()
     assert a.retriever.analyse("5.1 e)讲的啥").refs == ("DB1302/T 589—2024 5.1 e)",)

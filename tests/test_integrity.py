@@ -153,7 +153,9 @@ def test_a_shuffled_bm25_array_is_damaged_not_used(
     assert Assistant.load(Settings.load(home=h)).ask(QUESTION).citations[0].clause == "5.1 e)"
 
 
-@pytest.mark.parametrize("damage", ["truncate sqlite", "delete bm25 file", "folder is a file"])
+@pytest.mark.parametrize(
+    "damage", ["truncate sqlite", "truncate vectors", "delete bm25 file", "folder is a file"]
+)
 def test_cqo_index_heals_a_damaged_index(
     damage: str,
     tmp_path: Path,
@@ -166,6 +168,9 @@ def test_cqo_index_heals_a_damaged_index(
     if damage == "truncate sqlite":
         with open(root / "chroma" / "chroma.sqlite3", "r+b") as f:
             f.truncate(4096)
+    elif damage == "truncate vectors":
+        with open(root / "vectors.npy", "r+b") as f:
+            f.truncate(200)
     elif damage == "delete bm25 file":
         (root / "bm25_bigram" / "cqo_vocab.json").unlink()
     else:
@@ -177,8 +182,8 @@ def test_cqo_index_heals_a_damaged_index(
     assert main(["index"]) == 0
     err = capsys.readouterr().err
     assert "index ready" in err and "up to date" not in err
-    reused = "0 computed, 91 reused" in err  # clause embeddings read from the old Chroma copy
-    assert reused == (damage != "truncate sqlite"), err
+    reused = "0 computed, 91 reused" in err  # clause embeddings read from the old vectors.npy
+    assert reused == (damage != "truncate vectors"), err
     check_index(Settings.load(home=h))
     assert Assistant.load(Settings.load(home=h)).ask(QUESTION).citations[0].clause == "5.1 e)"
 

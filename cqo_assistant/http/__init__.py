@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["app_factory", "create_app"]
+__all__ = ["create_app"]
 
 
 def __getattr__(name: str) -> Any:

@@ -13,7 +13,7 @@ from .async_reply import LateReplies
 from .bots import WECHAT_DEADLINE
 from .deps import Service
 from .errors import install_error_handlers
-from .guard import Guard, configure_access_log
+from .guard import Guard
 from .models import question_schema
 from .openai_models import ChatCompletionChunk
 from .shared import link_for
@@ -78,12 +78,6 @@ def _document(app: FastAPI, settings: Settings) -> None:
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]
-
-
-def app_factory() -> FastAPI:
-    """For ``uvicorn --factory`` and multi-worker runs: settings from CQO_* env vars."""
-    configure_access_log()
-    return create_app()
 
 
 def warm_up(assistant: Assistant) -> None:

@@ -47,6 +47,15 @@ def draining_server(app: Any, host: str, port: int, drain: float = DRAIN_SECONDS
     return server
 
 
+def warm_app(settings: Settings, assistant: Any) -> Any:
+    """The app for ``assistant`` after one question (single process and every worker): the
+    first question pays for lazy loading, so pay it before the port opens."""
+    from .app import create_app, warm_up
+
+    warm_up(assistant)
+    return create_app(settings, assistant)
+
+
 def engine_threads(workers: int, cores: int | None = None) -> int:
     """OpenMP threads for each worker's embedding engine: the cores shared out among the
     workers, at least one — so one per worker once workers ≥ cores. (OpenMP's default is one
@@ -68,7 +77,6 @@ def set_engine_threads(workers: int) -> str:
 
 def cmd_serve(args: Any) -> int:
     from ..api import Assistant
-    from .app import create_app, warm_up
     from .guard import configure_access_log
     from .shared import link_for
 
@@ -91,10 +99,7 @@ def cmd_serve(args: Any) -> int:
         port_is_free(args.host, args.port)  # another server there: refused, not shared
         del assistant  # each worker loads its own
         return supervise(args.host, args.port, args.workers)
-    else:
-        warm_up(assistant)
-        app = create_app(settings, assistant)
-        draining_server(app, args.host, args.port).run()
+    draining_server(warm_app(settings, assistant), args.host, args.port).run()
     return 0
 
 

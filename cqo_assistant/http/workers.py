@@ -69,20 +69,18 @@ def _worker(host: str, port: int, up: Any, ready: Any = None) -> None:
     that happened to be ready first."""
     from ..api import Assistant
     from ..settings import Settings
-    from .app import create_app, warm_up
     from .guard import configure_access_log
-    from .serve import draining_server
+    from .serve import draining_server, warm_app
 
     configure_access_log()
     settings = Settings.load()
-    assistant = Assistant.load(settings)
-    warm_up(assistant)  # before this worker's socket opens: no request waits for lazy loading
+    app = warm_app(settings, Assistant.load(settings))  # warm before this worker's socket opens
     if ready is not None:
         ready.wait(START_SECONDS)  # a worker that cannot start breaks it: this one stops too
     sock = listening_socket(host, port, reuse_port=True)
     sock.listen(2048)
     up.set()
-    draining_server(create_app(settings, assistant), host, port).run(sockets=[sock])
+    draining_server(app, host, port).run(sockets=[sock])
 
 
 def supervise(host: str, port: int, workers: int) -> int:
