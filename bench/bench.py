@@ -43,8 +43,21 @@ lat = []
 for _ in range(2):
     for q in qs:
         s = time.perf_counter(); a.ask(q); lat.append(time.perf_counter() - s)
+dialogs = [json.loads(x) for x in open(sys.argv[3], encoding="utf-8") if x.strip()]
+dialogs = [d for d in dialogs if d["split"] == "test"][:60]
+fu = []  # follow-ups, each asked after the dialog's earlier questions
+try:
+    for d in dialogs:
+        history = []
+        for t in d["turns"]:
+            s = time.perf_counter(); a.ask(t["q"], history); took = time.perf_counter() - s
+            if history:
+                fu.append(took)
+            history.append(t["q"])
+except TypeError:  # a code whose ask() takes no history
+    fu = []
 rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-print(json.dumps({"cold": first, "lat": lat, "rss_mb": rss, "n": len(qs)}))
+print(json.dumps({"cold": first, "lat": lat, "fu": fu, "rss_mb": rss, "n": len(qs)}))
 """
 
 
@@ -65,7 +78,8 @@ def _mkdir(path: Path) -> Path:
 
 def _answer_run(code: Path, env: dict[str, str]) -> dict:
     out = subprocess.run(
-        [sys.executable, "-c", CHILD, repr(time.time()), str(ROOT / "eval" / "gold.jsonl")],
+        [sys.executable, "-c", CHILD, repr(time.time()), str(ROOT / "eval" / "gold.jsonl"),
+         str(ROOT / "eval" / "dialogs.jsonl")],
         env=env, cwd=code, check=True, capture_output=True, text=True,
     )  # fmt: skip
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -73,7 +87,10 @@ def _answer_run(code: Path, env: dict[str, str]) -> dict:
 
 def _summary(runs: list[dict], build: float) -> dict[str, float]:
     lat = sorted(x * 1000 for r in runs for x in r["lat"])
+    fu = sorted(x * 1000 for r in runs for x in r.get("fu", []))
     return {
+        "fu_p50": statistics.median(fu) if fu else float("nan"),
+        "fu_p95": fu[int(0.95 * len(fu)) - 1] if fu else float("nan"),
         "build": build,
         "cold": statistics.median(r["cold"] for r in runs),
         "p50": statistics.median(lat),
@@ -129,6 +146,8 @@ def main() -> None:
         ("cold start: process start → first answer (median)", "cold", "{:.2f} s", "≤ 3 s"),
         ("warm query p50 (`Assistant.ask`)", "p50", "{:.1f} ms", "—"),
         ("warm query p95 (`Assistant.ask`)", "p95", "{:.1f} ms", "≤ 2× baseline"),
+        ("warm follow-up p50 (`Assistant.ask(q, history)`)", "fu_p50", "{:.1f} ms", "—"),
+        ("warm follow-up p95", "fu_p95", "{:.1f} ms", "—"),
         ("peak RSS of the answering process", "rss", "{:.0f} MB", "—"),
     ]  # fmt: skip
     body = [
@@ -136,7 +155,8 @@ def main() -> None:
         f"Made by `python bench/bench.py` on {time.strftime('%Y-%m-%d')}, "
         f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
         f"Python {platform.python_version()}; {res[names[0]]['n']} gold questions asked twice "
-        f"per process, {args.rounds} processes per code, alternating (1-minute load average at "
+        f"per process, then the follow-ups of the first 60 test dialogs (nan: the code takes no "
+        f"history); {args.rounds} processes per code, alternating (1-minute load average at "
         f"the end: {load:.2f}).",
         "",
         header,
