@@ -288,8 +288,9 @@ class Assistant:
             prev_words=self._own_words(segment.normalize(history[-1])),
             stands_alone=stands_alone,
             leans=self._leans_on_last(q),
-            bank_own=self._bank_votes(segment.normalize(q)),
-            bank_story=self._bank_votes(segment.normalize(f"{history[-1]} {q}")),
+            # the texts the alone and story rankings embedded: no embedding of their own
+            bank_own=self._bank_votes(q),
+            bank_story=self._bank_votes(_story(prev, q)),
             memory_own=memory_own,
             memory_story=memory_story,
         )

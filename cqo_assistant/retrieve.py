@@ -279,8 +279,9 @@ class Retriever:
         return out, np.einsum("ij,j->i", self.index.bank.vectors, vec)
 
     def bank_similarity(self, text: str) -> np.ndarray:
-        """Cosine of ``text`` (embedded as it is) to every bank question."""
-        vec = self._embed_text(text).astype(np.float32)
+        """Cosine of ``text`` to every bank question, embedded as the dense channel embeds it
+        (after ``rank(text)`` the embedding is cached: one matrix product)."""
+        vec = self._embed(self.analyse(text)).astype(np.float32)
         return np.einsum("ij,j->i", self.index.bank.vectors, vec / (np.linalg.norm(vec) + 1e-12))
 
     def scores(self, question: str | Query, method: str = "hybrid") -> Scores:
