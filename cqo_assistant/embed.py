@@ -54,8 +54,8 @@ class E5Embedder:
         self._lock = threading.Lock()
 
     def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
-        # one call for the batch: the same vectors as one call per text, 14 % faster (the bank's
-        # 3,700 questions are most of an index build)
+        # one call for the batch: the same vectors as one call per text, and faster (the bank's
+        # 3,700 questions are most of an index build; bench/RESULTS.md has the build time)
         with self._lock:
             return _unit(np.asarray(self._m.query(list(texts))).reshape(len(texts), self.dim))
 
